@@ -1,0 +1,80 @@
+"""The ModelHandle protocol and its result types."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel
+
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class LoglikelihoodResult:
+    """log P(continuation | context) summed over the continuation's tokens."""
+
+    logprob: float
+    n_tokens: int
+    is_greedy: bool  # every continuation token is the argmax (lm-evaluation-harness semantics)
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    """Teacher-forced statistics of a suffix, one entry per suffix token (one forward pass)."""
+
+    logprobs: npt.NDArray[np.float64]  # log p(true token_t | tokens_<t)
+    argmax_match: npt.NDArray[np.bool_]  # true token is the argmax at t
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.logprobs.shape[0])
+
+    @property
+    def exact_match(self) -> bool:
+        """Every suffix token is the argmax: greedy decoding from the prefix reproduces the suffix."""
+        return bool(np.all(self.argmax_match))
+
+    @property
+    def total_logprob(self) -> float:
+        return float(np.sum(self.logprobs))
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Parameters counted from the loaded weights (tied matrices counted once)."""
+
+    total: int
+    nonembedding: int  # total minus the input embedding and (when untied) the output embedding
+
+
+class LoadOptions(BaseModel):
+    dtype: str = "float32"  # float32 | float16 | bfloat16
+    device: str = "cpu"  # cpu | cuda | cuda:N | mps | auto
+    batch_size: int = 16
+    allow_pickle: bool = False  # load .bin/.pt pickled weights (unsafe: runs code on load)
+    trust_remote_code: bool = False  # run the model repository's own Python code
+    max_length: int | None = None  # default: the model's context length
+
+
+class ModelHandle(Protocol):
+    """A loaded model. All batched methods are order-preserving and independent of batch size."""
+
+    name: str
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[LoglikelihoodResult]: ...
+
+    def token_stats(
+        self, sequences: Sequence[Sequence[int]], prefix_lens: Sequence[int]
+    ) -> list[TokenStats]: ...
+
+    def greedy(self, prefixes: Sequence[Sequence[int]], n_new: int) -> list[list[int]]: ...
+
+    def close(self) -> None: ...

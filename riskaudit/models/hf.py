@@ -1,0 +1,781 @@
+"""Hugging Face causal LMs behind the :class:`~riskaudit.models.base.ModelHandle` protocol.
+
+Loading is safe by default (safetensors only, no repository code) and fails with one-line
+:class:`~riskaudit.errors.ModelLoadError` messages. Scoring is batched, length-sorted and order-preserving;
+log-softmax is always taken in float32 so results do not depend on batch size or padding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import re
+import socket
+import struct
+import threading
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import torch
+
+from riskaudit.errors import ModelLoadError
+from riskaudit.models.base import DTYPES, LoadOptions, LoglikelihoodResult, ParamCounts, TokenStats
+
+_TORCH_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+_SAFE_SUFFIXES = (".safetensors",)
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "vocab.txt",
+    "tokenizer.model",
+    "spiece.model",
+    "merges.txt",
+)
+_HUB_PROBE_TIMEOUT_S = 3.0
+_FALLBACK_CONTEXT = 2048
+
+
+class NumericalError(ModelLoadError):
+    """The model produced NaN/Inf logits (typically float16 overflow)."""
+
+
+class _StageError(Exception):
+    """Internal: a loading stage ('config', 'tokenizer', 'model') failed with ``cause``."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(stage)
+        self.stage = stage
+        self.cause = cause
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def load_model(source: str, revision: str | None, options: LoadOptions, name: str | None = None) -> HFModel:
+    """Load a causal LM and its tokenizer from a hub id or a local directory.
+
+    ``revision`` (branch, tag, commit) applies to hub ids; a local directory is loaded as it is.
+    Raises :class:`ModelLoadError` with a one-line reason and fix on any failure.
+    """
+    source = str(source)
+    path = Path(source).expanduser()
+    local = path.exists() or _looks_like_path(source)
+    label = (
+        f"cannot load model '{source}'"
+        if local
+        else f"cannot load model '{source}' (revision {revision or 'main'})"
+    )
+    if options.dtype not in _TORCH_DTYPES:
+        raise ModelLoadError(f"{label}: unknown dtype {options.dtype!r}; use one of {', '.join(DTYPES)}")
+    if options.batch_size < 1:
+        raise ModelLoadError(f"{label}: batch size must be at least 1 (got {options.batch_size})")
+    if options.max_length is not None and options.max_length < 2:
+        raise ModelLoadError(f"{label}: max length must be at least 2 (got {options.max_length})")
+    device = _resolve_device(options.device, label)
+    display = name or (source if local or not revision else f"{source}@{revision}")
+
+    if local:
+        _check_local_dir(path, options, label)
+        with _quiet_progress():
+            model, tokenizer = _load_classified(
+                str(path), None, options, label, local_only=True, is_local=True
+            )
+    else:
+        model, tokenizer = _load_hub(source, revision, options, label)
+
+    try:
+        model.to(device)
+    except (RuntimeError, ValueError, AssertionError) as exc:
+        raise ModelLoadError(f"{label}: cannot move it to device {device}: {_one_line(exc)}") from None
+    model.eval()
+    handle = HFModel(model, tokenizer, name=display, options=options, device=device)
+    handle._check_tokenizer(label)
+    return handle
+
+
+def _looks_like_path(source: str) -> bool:
+    """A source that is clearly meant as a filesystem path (hub ids are 'org/name' or 'name')."""
+    return (
+        source.startswith(("/", "./", "../", "~", ".\\", "..\\"))
+        or source in (".", "..")
+        or "\\" in source
+        or source.count("/") > 1
+        or source.endswith("/")
+        or bool(re.match(r"^[A-Za-z]:[\\/]", source))
+    )
+
+
+def _resolve_device(spec: str, label: str) -> torch.device:
+    s = spec.strip().lower()
+    if s == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(s)
+    except (RuntimeError, ValueError):
+        raise ModelLoadError(
+            f"{label}: unknown device {spec!r}; use cpu, cuda, cuda:N, mps or auto"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(
+                f"{label}: device {spec!r} requested but CUDA is not available; use --device cpu"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ModelLoadError(
+                f"{label}: device {spec!r} does not exist "
+                f"({torch.cuda.device_count()} CUDA device(s) visible)"
+            )
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ModelLoadError(
+                f"{label}: device 'mps' requested but MPS is not available; use --device cpu"
+            )
+    elif dev.type != "cpu":
+        raise ModelLoadError(f"{label}: unsupported device {spec!r}; use cpu, cuda, cuda:N, mps or auto")
+    return dev
+
+
+def _check_local_dir(path: Path, options: LoadOptions, label: str) -> None:
+    """Fast, precise checks of a local model directory before transformers sees it."""
+    if not path.exists():
+        raise ModelLoadError(
+            f"{label}: the local path does not exist; fix the path in the family TOML (or use a hub id)"
+        )
+    if not path.is_dir():
+        raise ModelLoadError(
+            f"{label}: not a directory; point to a Hugging Face model directory "
+            "(config.json, model.safetensors, tokenizer files)"
+        )
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(
+            f"{label}: no config.json in the directory; it is not a Hugging Face model directory"
+        )
+    files = [p for p in path.iterdir() if p.is_file()]
+    safe = sorted(p for p in files if p.name.endswith(_SAFE_SUFFIXES))
+    pickled = sorted(p for p in files if p.name.endswith(_PICKLE_SUFFIXES) and "training_args" not in p.name)
+    if not safe and not pickled:
+        raise ModelLoadError(f"{label}: no weights in the directory (expected model.safetensors)")
+    if not safe and not options.allow_pickle:
+        raise ModelLoadError(
+            f"{label}: only pickled weights ({pickled[0].name}), which can run arbitrary code when loaded; "
+            "convert them to safetensors, or pass --allow-pickle if you trust them"
+        )
+    for f in safe:
+        problem = _safetensors_problem(f)
+        if problem:
+            raise ModelLoadError(
+                f"{label}: weights file {f.name} is corrupt or truncated ({problem}); "
+                "re-download or re-save it"
+            )
+    if not any((path / n).is_file() for n in _TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"{label}: no tokenizer files (tokenizer.json / tokenizer_config.json) in the directory; "
+            "save the tokenizer next to the model (tokenizer.save_pretrained)"
+        )
+
+
+def _safetensors_problem(f: Path) -> str | None:
+    """Check a safetensors file's header against its size; return a short description of a problem."""
+    try:
+        size = f.stat().st_size
+        with f.open("rb") as fh:
+            raw = fh.read(8)
+            if len(raw) < 8:
+                return f"{size} bytes, shorter than the header"
+            (n,) = struct.unpack("<Q", raw)
+            if n > size - 8 or n > 100_000_000:
+                return "header length exceeds the file size"
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return f"unreadable header: {_one_line(exc)}"
+    if not isinstance(header, dict):
+        return "malformed header"
+    end = 0
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2):
+            return f"malformed entry for {key}"
+        end = max(end, int(offsets[1]))
+    expected = 8 + n + end
+    if expected != size:
+        return f"expected {expected} bytes, found {size}"
+    return None
+
+
+def _env_offline() -> bool:
+    return any(
+        os.environ.get(k, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+        for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _hub_reachable(timeout: float = _HUB_PROBE_TIMEOUT_S) -> bool:
+    """A quick TCP probe of the hub endpoint (skipped behind a proxy, where the client must try itself)."""
+    proxy_vars = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+    if any(os.environ.get(k) for k in proxy_vars):
+        return True
+    try:
+        from huggingface_hub import constants
+
+        endpoint = str(constants.ENDPOINT)
+    except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
+        endpoint = "https://huggingface.co"
+    url = urllib.parse.urlparse(endpoint)
+    host = url.hostname or "huggingface.co"
+    port = url.port or (80 if url.scheme == "http" else 443)
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            ok.append(False)
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout + 0.5)  # name resolution is not bounded by the socket timeout
+    return bool(ok and ok[0])
+
+
+def _load_hub(source: str, revision: str | None, options: LoadOptions, label: str) -> tuple[Any, Any]:
+    """Cache first (fast, no network); then the network unless offline mode is set."""
+    try:
+        with _quiet_progress():
+            return _load_parts(source, revision, options, local_only=True)
+    except _StageError as err:
+        if not _is_not_cached(err.cause):
+            raise ModelLoadError(f"{label}: {_explain(err, options, revision, is_local=False)}") from None
+    if _env_offline():
+        raise ModelLoadError(
+            f"{label}: it is not in the local HF cache and HF_HUB_OFFLINE is set (no network access to the "
+            "Hugging Face Hub); provide it with hub access, a pre-filled HF cache (HF_HOME), "
+            "or a local path in a family TOML"
+        )
+    if not _hub_reachable():
+        raise ModelLoadError(
+            f"{label}: no network access to the Hugging Face Hub and it is not in the local HF cache; "
+            "provide it with hub access, a pre-filled HF cache (HF_HOME), or a local path in a family TOML"
+        )
+    with _env_default("DISABLE_SAFETENSORS_CONVERSION", "1"):  # never ask the hub to convert .bin files
+        return _load_classified(source, revision, options, label, local_only=False, is_local=False)
+
+
+def _load_classified(
+    source: str, revision: str | None, options: LoadOptions, label: str, *, local_only: bool, is_local: bool
+) -> tuple[Any, Any]:
+    try:
+        return _load_parts(source, revision, options, local_only=local_only)
+    except _StageError as err:
+        raise ModelLoadError(f"{label}: {_explain(err, options, revision, is_local=is_local)}") from None
+
+
+def _load_parts(
+    source: str, revision: str | None, options: LoadOptions, *, local_only: bool
+) -> tuple[Any, Any]:
+    """Load config, tokenizer and weights; any failure is wrapped in a :class:`_StageError`."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    common: dict[str, Any] = {
+        "revision": revision,
+        "trust_remote_code": options.trust_remote_code,
+        "local_files_only": local_only,
+    }
+    try:
+        config = AutoConfig.from_pretrained(source, **common)
+    except Exception as exc:
+        raise _StageError("config", exc) from exc
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+    except Exception as exc:
+        raise _StageError("tokenizer", exc) from exc
+    try:
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
+            source,
+            config=config,
+            dtype=_TORCH_DTYPES[options.dtype],
+            use_safetensors=None if options.allow_pickle else True,
+            output_loading_info=True,
+            **common,
+        )
+    except Exception as exc:
+        raise _StageError("model", exc) from exc
+    model, info = loaded
+    missing = list(info.get("missing_keys") or []) if isinstance(info, dict) else []
+    if missing:
+        shown = ", ".join(sorted(missing)[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise _StageError("weights", ValueError(f"weights missing from the checkpoint: {shown}{more}"))
+    return model, tokenizer
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = cur.__cause__ or cur.__context__
+
+
+def _is_not_cached(exc: BaseException) -> bool:
+    """True when a local-files-only attempt failed only because files are not in the HF cache."""
+    for e in _chain(exc):
+        cls = type(e).__name__
+        if cls in ("LocalEntryNotFoundError", "OfflineModeIsEnabled"):
+            return True
+        msg = str(e)
+        if "couldn't find them in the cached files" in msg or "local_files_only" in msg:
+            return True
+    return False
+
+
+def _explain(err: _StageError, options: LoadOptions, revision: str | None, *, is_local: bool) -> str:
+    """One line: what went wrong and how to fix it."""
+    exc = err.cause
+    names = {type(e).__name__ for e in _chain(exc)}
+    text = " ".join(str(e) for e in _chain(exc))
+    low = text.lower()
+    if "GatedRepoError" in names:
+        return (
+            "the repository is gated; accept its license on the Hugging Face Hub and log in (hf auth login)"
+        )
+    if "RevisionNotFoundError" in names or "not a valid git identifier" in low:
+        return f"revision {revision!r} does not exist in the repository; check the revision name"
+    if (
+        "RepositoryNotFoundError" in names
+        or "is not a local folder and is not a valid model identifier" in low
+    ):
+        return (
+            "no such model repository on the Hugging Face Hub (or it is private: log in with hf auth login); "
+            "check the hub id, or use a local path in a family TOML"
+        )
+    if names & {
+        "LocalEntryNotFoundError",
+        "OfflineModeIsEnabled",
+        "ConnectError",
+        "ConnectionError",
+        "ConnectTimeout",
+    }:
+        return (
+            "no network access to the Hugging Face Hub and it is not in the local HF cache; provide it with "
+            "hub access, a pre-filled HF cache (HF_HOME), or a local path in a family TOML"
+        )
+    if "trust_remote_code" in text or "trust-remote-code" in low:
+        return (
+            "the model needs its repository's own Python code; pass --trust-remote-code if you trust it"
+            if not options.trust_remote_code
+            else f"its repository code failed: {_one_line(exc)}"
+        )
+    if err.stage == "config":
+        if "model_type" in text or "Unrecognized model" in text:
+            return (
+                f"unsupported or unknown architecture in config.json ({_one_line(exc)}); upgrade transformers"
+            )
+        return f"config.json is missing or broken: {_one_line(exc)}"
+    if err.stage == "tokenizer":
+        return (
+            f"the tokenizer is missing or broken ({_one_line(exc)}); save a working tokenizer with the model"
+        )
+    if "SafetensorError" in names or ("safetensors" in low and ("header" in low or "deserializ" in low)):
+        return (
+            f"the safetensors weights are corrupt or truncated ({_one_line(exc)}); "
+            "re-download or re-save them"
+        )
+    if not options.allow_pickle and (
+        "safetensors" in low and ("no file named" in low or "does not appear" in low)
+    ):
+        return (
+            "it has no safetensors weights, only pickled ones (pytorch_model.bin), which can run "
+            "arbitrary code when loaded; pass --allow-pickle if you trust them"
+        )
+    if "out of memory" in low:
+        return f"out of memory while loading ({_one_line(exc)}); use a smaller dtype or another device"
+    return _one_line(exc)
+
+
+def _one_line(exc: BaseException, limit: int = 240) -> str:
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    if len(msg) > limit:
+        msg = msg[: limit - 3] + "..."
+    return msg
+
+
+@contextlib.contextmanager
+def _quiet_progress() -> Iterator[None]:
+    """Hide transformers' progress bars while loading local files (core code never prints)."""
+    from transformers.utils import logging as _logging
+
+    hf_logging: Any = _logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def _env_default(key: str, value: str) -> Iterator[None]:
+    had = key in os.environ
+    os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        if not had:
+            os.environ.pop(key, None)
+
+
+# --------------------------------------------------------------------------------------------- the handle
+
+
+def _context_length(config: Any, tokenizer: Any) -> int:
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for attr in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length"):
+        v = getattr(cfg, attr, None)
+        if isinstance(v, int) and v > 1:
+            return v
+    v = getattr(tokenizer, "model_max_length", None)
+    if isinstance(v, int) and 1 < v < 1_000_000:
+        return v
+    return _FALLBACK_CONTEXT
+
+
+def _sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices sorted by length (longest first; ties keep input order), cut into batches."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+class HFModel:
+    """A loaded transformers causal LM (implements :class:`~riskaudit.models.base.ModelHandle`)."""
+
+    def __init__(
+        self, model: Any, tokenizer: Any, *, name: str, options: LoadOptions, device: torch.device
+    ) -> None:
+        self.name = name
+        self._model: Any = model
+        self._tokenizer: Any = tokenizer
+        self._device = device
+        self._batch_size = options.batch_size
+        self._dtype_name = options.dtype
+        self._max_length = options.max_length or _context_length(model.config, tokenizer)
+        out_emb = model.get_output_embeddings()
+        in_emb = model.get_input_embeddings()
+        self._vocab_size = int(out_emb.weight.shape[0] if out_emb is not None else in_emb.weight.shape[0])
+        self._params = _count_params(model)
+
+        def tok_id(attr: str) -> int | None:
+            v = getattr(tokenizer, attr, None)
+            return int(v) if isinstance(v, int) and 0 <= v < self._vocab_size else None
+
+        eos, bos, pad = tok_id("eos_token_id"), tok_id("bos_token_id"), tok_id("pad_token_id")
+        self._pad_id: int = pad if pad is not None else eos if eos is not None else 0
+        self._prefix_id: int = bos if bos is not None else eos if eos is not None else self._pad_id
+        self._reset_generation_config()
+
+    # ---- context manager / lifetime
+
+    def __enter__(self) -> HFModel:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free the model's memory (the handle is unusable afterwards)."""
+        if self._model is None:
+            return
+        on_cuda = self._device.type == "cuda"
+        self._model = None
+        self._tokenizer = None
+        gc.collect()
+        if on_cuda and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    @property
+    def closed(self) -> bool:
+        return self._model is None
+
+    # ---- properties
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the output embedding (the logits' width); may exceed the tokenizer's size."""
+        return self._vocab_size
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @property
+    def n_params(self) -> ParamCounts:
+        return self._params
+
+    @property
+    def n_params_total(self) -> int:
+        return self._params.total
+
+    @property
+    def n_params_nonembedding(self) -> int:
+        return self._params.nonembedding
+
+    @property
+    def dtype(self) -> str:
+        return self._dtype_name
+
+    @property
+    def device(self) -> str:
+        return str(self._device)
+
+    @property
+    def prefix_token_id(self) -> int:
+        """The token conditioned on when a context is empty (BOS, else EOS; as lm-evaluation-harness)."""
+        return self._prefix_id
+
+    @property
+    def pad_token_id(self) -> int:
+        return self._pad_id
+
+    # ---- text
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` without special tokens."""
+        return [int(t) for t in self._tok()(text, add_special_tokens=False)["input_ids"]]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self._tok().decode([int(i) for i in ids], clean_up_tokenization_spaces=False))
+
+    # ---- scoring
+
+    def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[LoglikelihoodResult]:
+        """Sum of log P(continuation tokens | context) per pair (lm-evaluation-harness semantics)."""
+        encoded = [self._encode_pair(ctx, cont) for ctx, cont in pairs]
+        for _, cont_enc in encoded:
+            if len(cont_enc) > self._max_length:
+                raise ValueError(
+                    f"continuation of {len(cont_enc)} tokens exceeds max_length {self._max_length}"
+                )
+        # model input: (context + continuation)[-(max_length+1):][:-1]
+        inputs = [(c + k)[-(self._max_length + 1) :][:-1] for c, k in encoded]
+        results: list[LoglikelihoodResult | None] = [None] * len(pairs)
+        for batch in _sorted_batches([len(x) for x in inputs], self._batch_size):
+            logits = self._forward([inputs[i] for i in batch])
+            for row, i in enumerate(batch):
+                cont = encoded[i][1]
+                n = len(cont)
+                if n == 0:
+                    results[i] = LoglikelihoodResult(logprob=0.0, n_tokens=0, is_greedy=True)
+                    continue
+                length = len(inputs[i])
+                lp, match = self._score(logits[row, length - n : length], cont)
+                results[i] = LoglikelihoodResult(
+                    logprob=float(lp.sum()), n_tokens=n, is_greedy=bool(match.all())
+                )
+        return [r for r in results if r is not None]
+
+    def token_stats(self, sequences: Sequence[Sequence[int]], prefix_lens: Sequence[int]) -> list[TokenStats]:
+        """Teacher-forced log p and argmax agreement of every token at position ≥ prefix_len (one pass)."""
+        if len(sequences) != len(prefix_lens):
+            raise ValueError("sequences and prefix_lens differ in length")
+        items: list[tuple[list[int], int]] = []
+        for seq, p in zip(sequences, prefix_lens, strict=True):
+            ids = [int(t) for t in seq]
+            if not 0 <= p <= len(ids):
+                raise ValueError(f"prefix_len {p} outside 0..{len(ids)}")
+            if p == 0:  # condition the first token on the prefix (BOS/EOS) token
+                ids, p = [self._prefix_id, *ids], 1
+            cut = max(0, len(ids) - self._max_length)
+            if cut > p - 1:
+                raise ValueError(
+                    f"suffix of {len(ids) - p} tokens does not fit max_length {self._max_length}"
+                )
+            items.append((ids[cut:], p - cut))
+        results: list[TokenStats | None] = [None] * len(items)
+        for batch in _sorted_batches([len(ids) for ids, _ in items], self._batch_size):
+            logits = self._forward([items[i][0] for i in batch])
+            for row, i in enumerate(batch):
+                ids, p = items[i]
+                lp, match = self._score(logits[row, p - 1 : len(ids) - 1], ids[p:])
+                results[i] = TokenStats(logprobs=lp, argmax_match=match)
+        return [r for r in results if r is not None]
+
+    def greedy(self, prefixes: Sequence[Sequence[int]], n_new: int) -> list[list[int]]:
+        """Greedy-decode exactly ``n_new`` tokens after each prefix (EOS does not stop decoding)."""
+        if n_new < 0:
+            raise ValueError("n_new must be >= 0")
+        if n_new == 0:
+            return [[] for _ in prefixes]
+        keep = self._max_length - n_new
+        if keep < 1:
+            raise ValueError(
+                f"n_new={n_new} leaves no room for a prefix within max_length {self._max_length}"
+            )
+        items = [[int(t) for t in p][-keep:] or [self._prefix_id] for p in prefixes]
+        model = self._live()
+        results: list[list[int] | None] = [None] * len(items)
+        for batch in _sorted_batches([len(x) for x in items], self._batch_size):
+            width = max(len(items[i]) for i in batch)
+            ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):  # left padding
+                seq = items[i]
+                ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+                mask[row, width - len(seq) :] = 1
+            with torch.inference_mode():
+                out = model.generate(
+                    input_ids=ids.to(self._device),
+                    attention_mask=mask.to(self._device),
+                    generation_config=self._generation_config(n_new),
+                )
+            for step_logits in out.logits:
+                self._check_finite(step_logits)
+            new = out.sequences[:, width:].cpu()
+            if new.shape[1] != n_new:
+                raise RuntimeError(f"generation returned {new.shape[1]} tokens instead of {n_new}")
+            for row, i in enumerate(batch):
+                results[i] = [int(t) for t in new[row].tolist()]
+        return [r for r in results if r is not None]
+
+    # ---- internals
+
+    def _live(self) -> Any:
+        if self._model is None:
+            raise RuntimeError(f"model {self.name!r} is closed")
+        return self._model
+
+    def _tok(self) -> Any:
+        if self._tokenizer is None:
+            raise RuntimeError(f"model {self.name!r} is closed")
+        return self._tokenizer
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """lm-evaluation-harness encoding: trailing context whitespace moves to the continuation;
+        an empty context conditions on the prefix token (BOS/EOS)."""
+        if context == "":
+            return [self._prefix_id], self.encode(continuation)
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces > 0:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        whole = self.encode(context + continuation)
+        ctx = self.encode(context)
+        cont = whole[len(ctx) :]
+        if not ctx:  # whitespace-only context
+            ctx = [self._prefix_id]
+        return ctx, cont
+
+    def _forward(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Logits [batch, width, vocab] of right-padded sequences (model dtype, on the model's device)."""
+        model = self._live()
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            ids[row, : len(seq)] = torch.tensor(list(seq), dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        with torch.inference_mode():
+            out = model(input_ids=ids.to(self._device), attention_mask=mask.to(self._device), use_cache=False)
+        logits: torch.Tensor = out.logits
+        return logits
+
+    def _score(
+        self, logits: torch.Tensor, targets: Sequence[int]
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Float32 log p of each target and whether it is the argmax, from logits [n, vocab]."""
+        with torch.inference_mode():
+            x = logits.float()
+            self._check_finite(x)
+            tgt = torch.tensor(list(targets), dtype=torch.long, device=x.device)
+            logp = torch.log_softmax(x, dim=-1).gather(-1, tgt[:, None])[:, 0]
+            match = x.argmax(dim=-1) == tgt
+        return logp.cpu().double().numpy(), match.cpu().numpy().astype(np.bool_)
+
+    def _check_finite(self, x: torch.Tensor) -> None:
+        if not bool(torch.isfinite(x).all()):
+            raise NumericalError(
+                f"model '{self.name}' produced NaN/Inf logits in {self._dtype_name}; "
+                "use --dtype bfloat16 or --dtype float32"
+            )
+
+    def _reset_generation_config(self) -> None:
+        """A clean generation config: pure greedy, no EOS stopping, no model-specific processors."""
+        from transformers import GenerationConfig
+
+        cls: Any = GenerationConfig
+        self._model.generation_config = cls(
+            pad_token_id=self._pad_id, bos_token_id=None, eos_token_id=None, do_sample=False, num_beams=1
+        )
+
+    def _generation_config(self, n_new: int) -> Any:
+        from transformers import GenerationConfig
+
+        cls: Any = GenerationConfig
+        return cls(
+            max_new_tokens=n_new,
+            min_new_tokens=0,
+            do_sample=False,
+            num_beams=1,
+            use_cache=True,
+            pad_token_id=self._pad_id,
+            eos_token_id=None,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+
+    def _check_tokenizer(self, label: str) -> None:
+        """The tokenizer must produce ids the model can embed."""
+        try:
+            n_tok = len(self._tokenizer)
+            probe = self.encode("The quick brown fox.")
+        except Exception as exc:
+            raise ModelLoadError(f"{label}: the tokenizer is broken ({_one_line(exc)})") from None
+        if n_tok < 2 or not probe:
+            raise ModelLoadError(
+                f"{label}: the tokenizer is empty or broken; save a working tokenizer with the model"
+            )
+        if max(probe) >= self._vocab_size:
+            raise ModelLoadError(
+                f"{label}: the tokenizer ({n_tok} tokens) does not match the model's vocabulary "
+                f"({self._vocab_size} rows); use the model's own tokenizer"
+            )
+
+
+def _count_params(model: Any) -> ParamCounts:
+    """Total parameters (shared tensors once) and non-embedding parameters."""
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if p.data_ptr() in seen and p.numel() > 0:
+            continue
+        seen.add(p.data_ptr())
+        total += p.numel()
+    emb = model.get_input_embeddings().weight
+    out = model.get_output_embeddings()
+    n_emb = emb.numel()
+    if out is not None and out.weight.data_ptr() != emb.data_ptr():
+        n_emb += out.weight.numel()
+    return ParamCounts(total=int(total), nonembedding=int(total - n_emb))

@@ -1,0 +1,1 @@
+"""Probe kinds: each turns a probe definition (data in probes/) and a model into per-item records."""

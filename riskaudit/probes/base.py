@@ -1,0 +1,58 @@
+"""Probe records and metric results: the data shapes that cross from probes to the scan and the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from riskaudit.models.base import ModelHandle
+
+Direction = Literal["higher_is_riskier", "lower_is_riskier", "two_sided"]
+MetricKind = Literal["discrete", "continuous"]
+ProgressFn = Callable[[int, int], None]  # (done, total)
+
+
+class ItemRecord(BaseModel):
+    """One scored item of one probe on one model (written to the per-item sidecar)."""
+
+    probe: str
+    item_id: str
+    attrs: dict[str, str | int | float | None] = {}
+    values: dict[str, float] = {}
+
+
+class MetricResult(BaseModel):
+    """A metric of one probe on one model, with a bootstrap CI over items."""
+
+    name: str  # "stereotype_correlation_pearson"
+    value: float | None  # None when undefined (e.g. a constant vector); never NaN
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n_items: int
+    direction: Direction
+    baseline: float  # the value of a model with no bias / no memorization
+    kind: MetricKind
+    companion: str | None = None  # for a discrete metric: its continuous companion's name
+    description: str = ""
+
+
+class ProbeResult(BaseModel):
+    probe_id: str
+    probe_hash: str  # sha256 of the probe definition's canonical content
+    metrics: list[MetricResult]
+    records: list[ItemRecord]
+    notes: list[str] = []
+    # Bootstrap replicates per metric name (length = n_resamples), computed from a resample-index matrix
+    # that depends only on (seed, n_items): the same items are resampled for every member of a family,
+    # so replicates are PAIRED across members (used by the scaling analysis). Not serialized.
+    replicates: dict[str, list[float | None]] = Field(default_factory=dict, exclude=True)
+
+
+class Probe(Protocol):
+    id: str
+
+    def content_hash(self) -> str: ...
+
+    def run(self, model: ModelHandle, progress: ProgressFn | None = None) -> ProbeResult: ...

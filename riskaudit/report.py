@@ -1,0 +1,213 @@
+"""The audit report: pydantic models (the source of truth for the JSON format), strict write, validated read.
+
+A report is strict JSON (no NaN/Infinity), carries ``schema_version`` and run metadata, and points at a
+JSONL sidecar holding one record per scored item (path relative to the report, row count, sha256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+
+from riskaudit import __version__
+from riskaudit.errors import RiskauditError
+from riskaudit.probes.base import ItemRecord, MetricResult
+
+SCHEMA_VERSION = "1.0.0"
+REPORT_KIND = "riskaudit.scan"
+
+
+class RunMetadata(BaseModel):
+    riskaudit_version: str
+    python_version: str
+    torch_version: str | None = None
+    transformers_version: str | None = None
+    platform: str
+    git_commit: str | None = None
+    device: str
+    dtype: str
+    seed: int
+    started_utc: str
+    finished_utc: str | None = None
+    command: str = ""
+
+
+class FamilyInfo(BaseModel):
+    name: str
+    description: str = ""
+    flops_basis: str  # which N enters FLOPs = 6·N·D
+    flops_formula: str = "6 * N * D (Kaplan et al. 2020); N = parameters on flops_basis, D = training tokens seen"
+
+
+class ProbeDefinition(BaseModel):
+    id: str
+    content_hash: str
+    description: str = ""
+
+
+class ProbeOutcome(BaseModel):
+    probe_id: str
+    probe_hash: str
+    metrics: list[MetricResult]
+    n_records: int
+    notes: list[str] = []
+    seconds: float
+
+
+class MemberReport(BaseModel):
+    name: str
+    source: str
+    revision: str | None = None
+    params_total: int | None = None
+    params_nonembedding: int | None = None
+    params_counted: bool = False  # params were counted from the loaded weights
+    train_tokens: float | None = None
+    flops: float | None = None
+    status: Literal["ok", "failed"] = "ok"
+    error: str | None = None
+    load_seconds: float = 0.0
+    probes: list[ProbeOutcome] = []
+
+
+class SidecarRef(BaseModel):
+    path: str  # relative to the report file
+    rows: int
+    sha256: str
+
+
+class Report(BaseModel):
+    schema_version: str = SCHEMA_VERSION
+    kind: str = REPORT_KIND
+    run: RunMetadata
+    family: FamilyInfo
+    members: list[MemberReport]
+    probes: list[ProbeDefinition]
+    sidecar: SidecarRef | None = None
+    notes: list[str] = []
+
+
+class SidecarRow(BaseModel):
+    member: str
+    record: ItemRecord
+
+
+def git_commit() -> str | None:
+    """The commit of the riskaudit checkout, when it runs from one."""
+    here = Path(__file__).resolve().parent.parent
+    if not (here / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def run_metadata(device: str, dtype: str, seed: int, command: str = "") -> RunMetadata:
+    import torch
+    import transformers
+
+    return RunMetadata(
+        riskaudit_version=__version__,
+        python_version=sys.version.split()[0],
+        torch_version=str(torch.__version__),
+        transformers_version=str(transformers.__version__),
+        platform=platform.platform(),
+        git_commit=git_commit(),
+        device=device,
+        dtype=dtype,
+        seed=seed,
+        started_utc=utc_now(),
+        command=command,
+    )
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise RiskauditError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def sidecar_path_for(report_path: Path) -> Path:
+    name = report_path.name[:-5] if report_path.name.endswith(".json") else report_path.name
+    return report_path.with_name(name + ".items.jsonl")
+
+
+def write_report(report: Report, path: Path, rows: Iterable[SidecarRow] | None = None) -> Report:
+    """Write the sidecar (when rows are given) then the report, each atomically; returns the written report."""
+    if rows is not None:
+        side = sidecar_path_for(path)
+        lines = [json.dumps(r.model_dump(mode="json"), allow_nan=False, sort_keys=True) for r in rows]
+        data = ("\n".join(lines) + ("\n" if lines else "")).encode()
+        _atomic_write_bytes(side, data)
+        report = report.model_copy(
+            update={"sidecar": SidecarRef(path=side.name, rows=len(lines), sha256=hashlib.sha256(data).hexdigest())}
+        )
+    try:
+        text = json.dumps(report.model_dump(mode="json"), allow_nan=False, indent=1)
+    except ValueError as exc:  # NaN or Infinity slipped into a metric
+        raise RiskauditError(f"refusing to write {path}: the report holds a NaN or Infinity ({exc})") from exc
+    _atomic_write_bytes(path, text.encode() + b"\n")
+    return report
+
+
+def _reject_constant(token: str) -> float:
+    raise ValueError(f"non-standard JSON number {token}")
+
+
+def read_report(path: Path, verify_sidecar: bool = True) -> Report:
+    """Read and validate a report; refuses NaN/Infinity, a newer major schema and a sidecar mismatch."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RiskauditError(f"cannot read report {path}: {exc}") from exc
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise RiskauditError(f"{path}: not a valid strict-JSON report ({exc})") from exc
+    if not isinstance(data, dict):
+        raise RiskauditError(f"{path}: a report is a JSON object")
+    version = str(data.get("schema_version", ""))
+    major = version.split(".")[0]
+    if not major.isdigit():
+        raise RiskauditError(f"{path}: missing or malformed schema_version {version!r}")
+    if int(major) > int(SCHEMA_VERSION.split(".")[0]):
+        raise RiskauditError(
+            f"{path}: report schema {version} is newer than this riskaudit supports ({SCHEMA_VERSION}); "
+            "upgrade riskaudit"
+        )
+    try:
+        report = Report.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise RiskauditError(f"{path}: invalid report at {loc}: {err['msg']}") from exc
+    if verify_sidecar and report.sidecar is not None:
+        side = path.with_name(report.sidecar.path)
+        try:
+            digest = hashlib.sha256(side.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise RiskauditError(f"{path}: sidecar {side} cannot be read: {exc.strerror}") from exc
+        if digest != report.sidecar.sha256:
+            raise RiskauditError(f"{path}: sidecar {side.name} does not match its sha256 in the report")
+    return report

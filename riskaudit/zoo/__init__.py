@@ -1,0 +1,1 @@
+"""The built-in demo family: a synthetic corpus, a BPE tokenizer and a GPT-NeoX family trained on it."""
