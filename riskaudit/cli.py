@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from riskaudit import __version__
 from riskaudit.errors import RiskauditError
+
+if TYPE_CHECKING:
+    from riskaudit.report import Report
 
 app = typer.Typer(
     name="riskaudit",
@@ -26,8 +29,16 @@ zoo_app = typer.Typer(
 )
 app.add_typer(zoo_app, name="zoo")
 
-out_console = Console()
-err_console = Console(stderr=True)
+# Piped output (logs, CI) gets a wide fixed width instead of rich's 80-column fallback.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+out_console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
+
+
+ProbeDirOption = Annotated[
+    list[Path] | None,
+    typer.Option("--probe-dir", help="A directory of your own probe YAML files (repeatable).", show_default=False),
+]
 
 
 def _version(value: bool) -> None:
@@ -124,13 +135,44 @@ def scan(
         typer.Option("--keep-going", help="Record members that fail to load and go on (default: stop at the first)."),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    plots: Annotated[
+        bool, typer.Option("--plots", help="Also write one PNG per risk metric next to the report.")
+    ] = False,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Memorization data: a hub dataset id or local jsonl / parquet / csv "
+            "/ text files (the demo family uses its own shipped data)."
+        ),
+    ] = None,
+    data_config: Annotated[str | None, typer.Option(help="Hub dataset configuration.")] = None,
+    data_split: Annotated[str, typer.Option(help="Dataset split (slicing allowed, e.g. train[:5000]).")] = "train",
+    data_column: Annotated[str | None, typer.Option(help="Text or token-id column.")] = None,
+    data_dup_column: Annotated[str | None, typer.Option(help="Column: times each document occurs in training.")] = None,
+    data_label_column: Annotated[
+        str | None, typer.Option(help="Column: 1 = trained on (member), 0 = held out.")
+    ] = None,
+    data_revision: Annotated[str | None, typer.Option(help="Hub dataset revision.")] = None,
+    prefix_len: Annotated[
+        int | None, typer.Option(min=1, help="Extraction prefix tokens (default 32; Biderman et al. 2023).")
+    ] = None,
+    suffix_len: Annotated[int | None, typer.Option(min=1, help="Extraction suffix tokens (default 32).")] = None,
+    probe_dir: ProbeDirOption = None,
+    include_text: Annotated[
+        bool,
+        typer.Option(
+            "--include-text",
+            help="Put extracted training text in the per-item records (default: hashes, lengths and positions only).",
+        ),
+    ] = False,
 ) -> None:
     """Audit every member of a family and write a JSON report."""
     from riskaudit.families import load_family
+    from riskaudit.memdata import DataOptions
     from riskaudit.models import DTYPES, LoadOptions
-    from riskaudit.render import ScanProgress, scan_table
+    from riskaudit.render import ScanProgress
     from riskaudit.report import write_report
-    from riskaudit.scan import ScanOptions, run_scan
+    from riskaudit.scan import ProbeOptions, ScanOptions, build_probes, run_scan
 
     if dtype not in DTYPES:
         raise RiskauditError(f"unknown --dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
@@ -155,17 +197,56 @@ def scan(
         keep_going=keep_going,
         command=" ".join(["riskaudit", *sys.argv[1:]]),
     )
+    data_options = None
+    if data is not None:
+        data_options = DataOptions(
+            source=data,
+            config=data_config,
+            split=data_split,
+            column=data_column,
+            dup_column=data_dup_column,
+            label_column=data_label_column,
+            revision=data_revision,
+        )
+    probes = build_probes(
+        fam.name,
+        ProbeOptions(
+            occupations=options.occupations,
+            probe_dirs=[str(d) for d in probe_dir or []],
+            data=data_options,
+            prefix_len=prefix_len,
+            suffix_len=suffix_len,
+            include_text=include_text,
+        ),
+    )
     if quiet:
-        report, rows = run_scan(fam, options)
+        report, rows = run_scan(fam, options, probes=probes)
     else:
         with ScanProgress(err_console, len(fam.members)) as progress:
-            report, rows = run_scan(fam, options, events=progress)
+            report, rows = run_scan(fam, options, probes=probes, events=progress)
     report = write_report(report, out_path, rows)
-    out_console.print(scan_table(report))
+    _print_report(report, detail=False)
+    if plots:
+        from riskaudit.plots import plot_report
+
+        plot_dir = out_path.with_name(out_path.stem + "_plots")
+        paths = plot_report(report, plot_dir, breakdowns=False)
+        out_console.print(f"{len(paths)} plots in {plot_dir}", markup=False, highlight=False)
     side = report.sidecar.path if report.sidecar else "-"
     out_console.print(f"report: {out_path}  (per-item records: {side})")
     if any(m.status != "ok" for m in report.members):
         raise typer.Exit(1)
+
+
+def _print_report(report: Report, detail: bool) -> None:
+    """The scan tables (one per probe) and the scaling analysis of the headline metrics."""
+    from riskaudit.render import headline_keys, scan_tables
+    from riskaudit.render_analysis import analysis_table
+
+    for table in scan_tables(report):
+        out_console.print(table)
+    if report.analysis is not None:
+        out_console.print(analysis_table(report.analysis, detail=detail, only=headline_keys(report)))
 
 
 def _check_writable(path: Path) -> None:
@@ -178,6 +259,177 @@ def _check_writable(path: Path) -> None:
         probe = probe.parent
     if not os.access(probe, os.W_OK):
         raise RiskauditError(f"cannot write the report to {path}: {probe} is not writable")
+
+
+@app.command()
+def analyze(
+    points: Annotated[
+        Path,
+        typer.Argument(
+            help="A CSV of results from any harness (columns: family, member, "
+            "params, tokens, metric, value; optional flops, n, ci_low, ci_high, "
+            "baseline, kind, companion, direction, probe), or a riskaudit report JSON."
+        ),
+    ],
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print JSON: per (family, metric) slope per decade of FLOPs "
+            "with CI, abrupt + statistics, emergence pair, verdict, surprise.",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed for the bootstrap.")] = 0,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="Also show breakdown metrics (per template, stratum).")
+    ] = False,
+) -> None:
+    """Growth per decade of compute, abrupt-risk flags, metric-artifact verdicts and surprises for results
+    produced by riskaudit or by any other harness."""
+    import json
+
+    from riskaudit.points import read_points_csv, series_from_report
+    from riskaudit.render_analysis import analysis_json, analysis_table
+    from riskaudit.report import read_report
+    from riskaudit.scaling import AnalysisConfig, analyze_families
+
+    if not points.exists():
+        raise RiskauditError(f"{points}: no such file")
+    series = series_from_report(read_report(points)) if points.suffix.lower() == ".json" else read_points_csv(points)
+    fas = analyze_families(series, AnalysisConfig(seed=seed))
+    if as_json:
+        sys.stdout.write(json.dumps(analysis_json(fas), allow_nan=False, indent=1) + "\n")
+        return
+    for fa in fas:
+        out_console.print(analysis_table(fa, detail=detail))
+
+
+report_app = typer.Typer(help="Saved reports.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("show")
+def report_show(
+    report: Annotated[Path, typer.Argument(help="A riskaudit report JSON.")],
+    detail: Annotated[bool, typer.Option("--detail", help="Analysis of every metric, breakdowns included.")] = False,
+) -> None:
+    """Re-render the terminal tables of a saved report."""
+    from riskaudit.report import read_report
+
+    _print_report(read_report(report), detail=detail)
+
+
+@app.command()
+def schema(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the schema to this file.")] = None,
+) -> None:
+    """Print the JSON Schema of the report format."""
+    from riskaudit.schema import report_schema_text, write_report_schema
+
+    if out is None:
+        sys.stdout.write(report_schema_text())
+    else:
+        write_report_schema(out)
+
+
+@app.command()
+def check(
+    report: Annotated[Path, typer.Argument(help="A riskaudit report JSON.")],
+    policy: Annotated[
+        Path | None, typer.Option("--policy", "-p", help="Policy TOML (default: [tool.riskaudit] in ./pyproject.toml).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Gate a release: exit 0 when the report passes the policy, 1 on a violation, 2 on unusable input."""
+    from riskaudit.policy import (
+        evaluate_policy,
+        find_policy,
+        load_policy,
+        policy_summary,
+        skipped_table,
+        violations_table,
+    )
+    from riskaudit.report import read_report
+
+    path = policy if policy is not None else find_policy()
+    if path is None:
+        raise RiskauditError("no policy: pass --policy POLICY.toml or add [[tool.riskaudit.rule]] to ./pyproject.toml")
+    pol = load_policy(path)
+    result = evaluate_policy(read_report(report), pol)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=1) + "\n")
+    else:
+        if result.violations:
+            out_console.print(violations_table(result))
+        if result.skipped:
+            out_console.print(skipped_table(result))
+        out_console.print(policy_summary(result, str(path)), markup=False, highlight=False)
+    raise typer.Exit(0 if result.passed else 1)
+
+
+@app.command()
+def diff(
+    base: Annotated[Path, typer.Argument(help="The base report.")],
+    new: Annotated[Path, typer.Argument(help="The new report.")],
+    fail_on_regression: Annotated[
+        bool, typer.Option("--fail-on-regression", help="Exit 1 when a risk got significantly worse.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
+) -> None:
+    """What changed between two reports: members, metrics beyond their 95% CIs, trends and flags."""
+    from riskaudit.diff import diff_reports, diff_summary, diff_table
+    from riskaudit.report import read_report
+
+    d = diff_reports(read_report(base), read_report(new))
+    if as_json:
+        sys.stdout.write(d.model_dump_json(indent=1) + "\n")
+    else:
+        if d.metrics or d.trends or d.flags:
+            out_console.print(diff_table(d))
+        for line in diff_summary(d):
+            out_console.print(line, markup=False, highlight=False)
+    if fail_on_regression and d.regressions:
+        raise typer.Exit(1)
+
+
+@app.command()
+def card(
+    report: Annotated[Path, typer.Argument(help="A riskaudit report JSON.")],
+    into: Annotated[Path | None, typer.Option("--into", help="Update this model card (README.md) in place.")] = None,
+    member: Annotated[str | None, typer.Option(help="Member for the model-index results (default: largest).")] = None,
+    model_name: Annotated[
+        str | None, typer.Option(help="model-index name (default: the card's, else the member).")
+    ] = None,
+    report_url: Annotated[str | None, typer.Option(help="Public URL of the report, linked from the card.")] = None,
+) -> None:
+    """A model-card section (summary, flags, method, versions) with Hugging Face model-index metadata."""
+    from riskaudit.card import build_card, file_sha256, update_card_file
+    from riskaudit.report import read_report
+
+    rep = read_report(report)
+    if into is not None:
+        update_card_file(into, rep, report, member=member, model_name=model_name, source_url=report_url)
+        out_console.print(f"updated {into}", markup=False, highlight=False)
+        return
+    built = build_card(rep, None, report.as_posix(), file_sha256(report), member, model_name, None, report_url)
+    sys.stdout.write(str(built))
+
+
+@app.command()
+def plot(
+    report: Annotated[Path, typer.Argument(help="A riskaudit report JSON.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Directory (default: <report>_plots/ beside it).")
+    ] = None,
+    breakdowns: Annotated[bool, typer.Option(help="Also plot per-template / per-duplication metrics.")] = False,
+) -> None:
+    """One PNG per risk metric: metric vs training FLOPs, CIs, trend, emergence point, companion."""
+    from riskaudit.plots import plot_report
+    from riskaudit.report import read_report
+
+    out_dir = out if out is not None else report.with_name(report.stem + "_plots")
+    paths = plot_report(read_report(report), out_dir, breakdowns=breakdowns)
+    out_console.print(f"{len(paths)} plots in {out_dir}", markup=False, highlight=False)
 
 
 @zoo_app.command("build")
@@ -244,19 +496,51 @@ def zoo_build(
     )
 
 
-@app.command("probes")
-def probes_list() -> None:
-    """List the built-in probe definitions."""
+probes_app = typer.Typer(
+    help="Probe definitions (data in probes/ and in your --probe-dir directories).", no_args_is_help=True
+)
+app.add_typer(probes_app, name="probes")
+
+
+@probes_app.command("list")
+def probes_list(probe_dir: ProbeDirOption = None) -> None:
+    """List the probe definitions: built-in first, then those in --probe-dir."""
     from rich.table import Table
 
-    from riskaudit.probes.pronoun import PronounProbe
+    from riskaudit.probes.registry import list_probe_files
 
-    probe = PronounProbe.load()
-    t = Table(title="Built-in probes", title_justify="left")
-    for col in ("id", "templates", "occupations", "content hash"):
-        t.add_column(col)
-    t.add_row(probe.id, str(len(probe.spec.templates)), str(len(probe.occupations)), probe.content_hash()[:16])
+    t = Table(title="Probes", title_justify="left")
+    for col in ("id", "kind", "version", "templates", "source", "content hash", "description"):
+        t.add_column(col, overflow="fold")
+    for info in list_probe_files(probe_dir or []):
+        t.add_row(
+            info.id,
+            info.kind,
+            str(info.version),
+            "" if info.n_templates is None else str(info.n_templates),
+            "built-in" if info.builtin else str(info.path),
+            (info.content_hash or "")[:12],
+            (info.description or "").strip().split("\n")[0],
+        )
     out_console.print(t)
+
+
+@probes_app.command("validate")
+def probes_validate(
+    path: Annotated[Path | None, typer.Argument(help="A probe YAML file (default: every known probe file).")] = None,
+    probe_dir: ProbeDirOption = None,
+) -> None:
+    """Validate probe files; a malformed file ends in one line naming the file, the field and the problem."""
+    from riskaudit.probes.memorization import load_memorization_spec
+    from riskaudit.probes.registry import ProbeInfo, list_probe_files, validate_probe_file
+
+    infos: list[ProbeInfo] = [validate_probe_file(path)] if path is not None else list_probe_files(probe_dir or [])
+    for info in infos:
+        if not info.handled:
+            if info.kind != "memorization":
+                raise RiskauditError(f"{info.path}: kind: unknown probe kind {info.kind!r}")
+            load_memorization_spec(info.path)
+        out_console.print(f"ok  {info.id} ({info.kind})  {info.path}", markup=False, highlight=False)
 
 
 def main() -> None:

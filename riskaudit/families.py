@@ -266,9 +266,7 @@ def parse_quantity(text: str) -> ParsedQuantity:
     suffix = (match["word"] or match["letter"] or "").strip().lower()
     if suffix:
         value *= _SUFFIXES[suffix]
-    return ParsedQuantity(
-        value=float(value), approximate=bool(match["approx"]), raw=text, remark=match["rest"].strip()
-    )
+    return ParsedQuantity(value=float(value), approximate=bool(match["approx"]), raw=text, remark=match["rest"].strip())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -302,9 +300,7 @@ def _read_table_cached(path: str) -> tuple[ModelSpec, ...]:
 
 
 def _row_to_spec(row: dict[str, str]) -> ModelSpec:
-    fields = {
-        col: parse_quantity(row[col]) for col in ("params_total", "params_nonembedding", "train_tokens")
-    }
+    fields = {col: parse_quantity(row[col]) for col in ("params_total", "params_nonembedding", "train_tokens")}
     remarks = [f"{col} as published: {q.raw.strip()!r}" for col, q in fields.items() if not q.is_bare]
     if fields["train_tokens"].value is None:
         remarks.append("training tokens unknown: FLOPs unknown")

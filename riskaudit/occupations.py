@@ -108,9 +108,7 @@ def load_occupations(table: Table = "bls2015") -> tuple[list[Occupation], list[s
             source = first["source"].strip()
             if len(group) > 1:
                 others = ", ".join(
-                    f"{_dataset(r)} {_fmt(v)}"
-                    for r in group[1:]
-                    if (v := _float_or_none(r["pct_female"])) is not None
+                    f"{_dataset(r)} {_fmt(v)}" for r in group[1:] if (v := _float_or_none(r["pct_female"])) is not None
                 )
                 both.append(f"{name} ({_fmt(pct)}; {others})")
         else:
@@ -123,9 +121,7 @@ def load_occupations(table: Table = "bls2015") -> tuple[list[Occupation], list[s
             if not mapping.startswith(("exact", "close")):
                 loose.append(name)
         occupations.append(
-            Occupation(
-                name=name, pct_female=pct, source=source, dataset=_dataset(first), in_datasets=in_datasets
-            )
+            Occupation(name=name, pct_female=pct, source=source, dataset=_dataset(first), in_datasets=in_datasets)
         )
     if both:
         notes.append(
@@ -140,7 +136,5 @@ def load_occupations(table: Table = "bls2015") -> tuple[list[Occupation], list[s
     if skipped:
         notes.append(f"skipped {len(skipped)} occupations with no {table} figure: {', '.join(skipped)}")
     if loose:
-        notes.append(
-            f"{len(loose)} occupations map to an aggregate or ambiguous BLS 2022 line: {', '.join(loose)}"
-        )
+        notes.append(f"{len(loose)} occupations map to an aggregate or ambiguous BLS 2022 line: {', '.join(loose)}")
     return occupations, notes

@@ -6,22 +6,68 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from riskaudit.families import Family, ModelSpec
 from riskaudit.probes.base import MetricResult
 from riskaudit.report import MemberReport, Report
 
-# The headline metrics of the scan table, in order, with short column titles.
-HEADLINE_METRICS: tuple[tuple[str, str], ...] = (
-    ("stereotype_correlation_pearson", "BLS r (Pearson)"),
-    ("stereotype_correlation_spearman", "BLS ρ (Spearman)"),
-    ("stereotype_agreement", "agreement"),
-    ("stereotype_slope", "slope"),
-    ("male_default", "male default"),
-    ("gap_magnitude", "|gap|"),
-)
+# Headline metrics per probe (id -> [(metric, column title)]), shown in the scan table and the analysis
+# summary; every metric stays in the JSON report. Probes not listed show their first metrics.
+HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
+    "occupation_gender_pronoun": (
+        ("stereotype_correlation_pearson", "BLS r (Pearson)"),
+        ("stereotype_correlation_spearman", "BLS ρ (Spearman)"),
+        ("stereotype_agreement", "agreement"),
+        ("stereotype_slope", "slope"),
+        ("male_default", "male default"),
+        ("gap_magnitude", "|gap|"),
+    ),
+    "occupation_gender_coreference": (
+        ("coref_accuracy_pro", "accuracy pro"),
+        ("coref_accuracy_anti", "accuracy anti"),
+        ("coref_accuracy_gap", "accuracy gap"),
+        ("coref_margin_gap", "margin gap (nats)"),
+    ),
+    "occupation_gender_minimal_pairs": (
+        ("stereotype_preference", "stereotypical preferred"),
+        ("stereotype_preference_deviation", "|p − 0.5|"),
+        ("shared_token_margin", "shared-token margin"),
+    ),
+    "occupation_gender_free_generation": (
+        ("generation_correlation_pearson", "BLS r (Pearson)"),
+        ("generation_agreement", "agreement"),
+        ("generation_female_share", "female share"),
+    ),
+    "memorization": (
+        ("canary_exact_extraction", "canary extraction"),
+        ("canary_token_accuracy", "canary token acc."),
+        ("canary_mean_suffix_logprob", "canary log-prob"),
+        ("canary_exposure", "exposure (bits)"),
+        ("text_exact_extraction", "text extraction"),
+        ("mia_auc_loss", "MIA AUC (loss)"),
+        ("canary_mia_auc_ref_ratio", "canary MIA AUC (ref.)"),
+    ),
+}
+_DEFAULT_HEADLINES = 6
+
+
+def headline_metrics(report: Report) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Probe id -> headline (metric, title) pairs for the probes present in ``report``, in report order."""
+    out: dict[str, tuple[tuple[str, str], ...]] = {}
+    for m in report.members:
+        for p in m.probes:
+            if p.probe_id in out:
+                continue
+            if p.probe_id in HEADLINES:
+                out[p.probe_id] = HEADLINES[p.probe_id]
+            else:
+                names = [x.name for x in p.metrics if "[" not in x.name][:_DEFAULT_HEADLINES]
+                out[p.probe_id] = tuple((n, n) for n in names)
+    return out
 
 
 def human_count(x: float | None) -> str:
@@ -99,41 +145,58 @@ def family_table(family: Family) -> Table:
     return t
 
 
-def _metric(member: MemberReport, name: str) -> MetricResult | None:
+def _metric(member: MemberReport, probe_id: str, name: str) -> MetricResult | None:
     for p in member.probes:
+        if p.probe_id != probe_id:
+            continue
         for m in p.metrics:
             if m.name == name:
                 return m
     return None
 
 
-def scan_table(report: Report) -> Table:
-    t = Table(
-        title=f"riskaudit scan — family {report.family.name} (occupation–gender pronoun probe; 95% bootstrap CIs)",
-        title_justify="left",
-    )
-    for col in ("member", "params", "tokens", "FLOPs"):
-        t.add_column(col, justify="right" if col != "member" else "left")
-    for _, title in HEADLINE_METRICS:
-        t.add_column(title, justify="right")
-    for m in report.members:
-        if m.status != "ok":
+def scan_tables(report: Report) -> list[Table]:
+    """One table per probe: member scale, then the probe's headline metrics ± 95% bootstrap CI."""
+    tables: list[Table] = []
+    for probe_id, headlines in headline_metrics(report).items():
+        t = Table(
+            title=f"riskaudit scan — family {report.family.name} — {probe_id} (95% bootstrap CIs)",
+            title_justify="left",
+        )
+        for col in ("member", "params", "tokens", "FLOPs"):
+            t.add_column(col, justify="right" if col != "member" else "left")
+        for _, title in headlines:
+            t.add_column(title, justify="right")
+        for m in report.members:
+            if m.status != "ok":
+                t.add_row(
+                    m.name,
+                    human_count(m.params_total),
+                    human_count(m.train_tokens),
+                    sci(m.flops),
+                    Text(f"failed: {m.error}", style="red"),
+                )
+                continue
             t.add_row(
                 m.name,
                 human_count(m.params_total),
                 human_count(m.train_tokens),
                 sci(m.flops),
-                f"[red]failed: {m.error}[/red]",
+                *(metric_cell(_metric(m, probe_id, name)) for name, _ in headlines),
             )
-            continue
-        t.add_row(
-            m.name,
-            human_count(m.params_total),
-            human_count(m.train_tokens),
-            sci(m.flops),
-            *(metric_cell(_metric(m, name)) for name, _ in HEADLINE_METRICS),
-        )
-    return t
+        tables.append(t)
+    if not tables:  # every member failed before any probe ran
+        t = Table(title=f"riskaudit scan — family {report.family.name}", title_justify="left")
+        for col in ("member", "status"):
+            t.add_column(col)
+        for m in report.members:
+            t.add_row(m.name, Text(m.status if m.error is None else f"{m.status}: {m.error}"))
+        tables.append(t)
+    return tables
+
+
+def headline_keys(report: Report) -> set[tuple[str, str]]:
+    return {(pid, name) for pid, hs in headline_metrics(report).items() for name, _ in hs}
 
 
 class ScanProgress:
@@ -172,15 +235,15 @@ class ScanProgress:
                 self.item_task, description=f"  {member.name}: {probe_id}", completed=done, total=total
             )
 
-    def member_done(self, index: int, total: int, result: MemberReport) -> None:
+    def member_done(self, index: int, total: int, result: MemberReport, seconds: float) -> None:
         self.progress.advance(self.family_task)
         if self.item_task is not None:
             self.progress.remove_task(self.item_task)
             self.item_task = None
-        secs = sum(p.seconds for p in result.probes) + result.load_seconds
+        secs = seconds + result.load_seconds
         status = "[green]ok[/green]" if result.status == "ok" else f"[red]failed[/red]: {result.error}"
         self.console.print(f"  {result.name}: {status} ({secs:.1f} s)")
 
 
 def print_error(console: Console, message: str) -> None:
-    console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)

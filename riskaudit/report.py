@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from riskaudit import __version__
 from riskaudit.errors import RiskauditError
 from riskaudit.probes.base import ItemRecord, MetricResult
+from riskaudit.scaling import FamilyAnalysis
 
 SCHEMA_VERSION = "1.0.0"
 REPORT_KIND = "riskaudit.scan"
@@ -93,6 +95,7 @@ class Report(BaseModel):
     members: list[MemberReport]
     probes: list[ProbeDefinition]
     sidecar: SidecarRef | None = None
+    analysis: FamilyAnalysis | None = None  # growth, abruptness, emergence, verdicts (riskaudit.scaling)
     notes: list[str] = []
 
 
@@ -175,6 +178,13 @@ def _reject_constant(token: str) -> float:
     raise ValueError(f"non-standard JSON number {token}")
 
 
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):  # e.g. 1e999 overflows to inf without passing through parse_constant
+        raise ValueError(f"number {token} is not finite")
+    return value
+
+
 def read_report(path: Path, verify_sidecar: bool = True) -> Report:
     """Read and validate a report; refuses NaN/Infinity, a newer major schema and a sidecar mismatch."""
     try:
@@ -182,7 +192,7 @@ def read_report(path: Path, verify_sidecar: bool = True) -> Report:
     except (OSError, UnicodeDecodeError) as exc:
         raise RiskauditError(f"cannot read report {path}: {exc}") from exc
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
+        data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except ValueError as exc:
         raise RiskauditError(f"{path}: not a valid strict-JSON report ({exc})") from exc
     if not isinstance(data, dict):

@@ -16,9 +16,12 @@ from pydantic import BaseModel
 
 from riskaudit.errors import ModelLoadError, RiskauditError
 from riskaudit.families import Family, ModelSpec
+from riskaudit.memdata import DataOptions
 from riskaudit.models import LoadOptions, load_model
-from riskaudit.probes.base import Probe
-from riskaudit.probes.pronoun import PronounProbe
+from riskaudit.points import series_from_report
+from riskaudit.probes.base import Probe, ProbeResult
+from riskaudit.probes.memorization import MemorizationProbe
+from riskaudit.probes.registry import load_bias_probes, unhandled_probe_files
 from riskaudit.report import (
     FamilyInfo,
     MemberReport,
@@ -29,8 +32,20 @@ from riskaudit.report import (
     run_metadata,
     utc_now,
 )
+from riskaudit.scaling import AnalysisConfig, analyze_family
 
 OccupationTable = Literal["bls2015", "bls2022"]
+
+
+class ProbeOptions(BaseModel):
+    """Which probes a scan runs and with which data."""
+
+    occupations: OccupationTable = "bls2015"
+    probe_dirs: list[str] = []  # user probe directories (--probe-dir), added to the built-in probes/
+    data: DataOptions | None = None  # memorization data (--data); the demo family ships its own
+    prefix_len: int | None = None
+    suffix_len: int | None = None
+    include_text: bool = False  # put extracted text in records (off: hashes, lengths, positions only)
 
 
 class ScanOptions(BaseModel):
@@ -46,7 +61,7 @@ class ScanEvents(Protocol):
 
     def probe_progress(self, member: ModelSpec, probe_id: str, done: int, total: int) -> None: ...
 
-    def member_done(self, index: int, total: int, result: MemberReport) -> None: ...
+    def member_done(self, index: int, total: int, result: MemberReport, seconds: float) -> None: ...
 
 
 class _NoEvents:
@@ -56,12 +71,29 @@ class _NoEvents:
     def probe_progress(self, member: ModelSpec, probe_id: str, done: int, total: int) -> None:
         pass
 
-    def member_done(self, index: int, total: int, result: MemberReport) -> None:
+    def member_done(self, index: int, total: int, result: MemberReport, seconds: float) -> None:
         pass
 
 
-def default_probes(options: ScanOptions) -> list[Probe]:
-    return [PronounProbe.load(table=options.occupations)]
+def build_probes(family_name: str, options: ProbeOptions) -> list[Probe]:
+    """Every bias probe (built-in ``probes/`` plus ``--probe-dir``), plus the memorization suite for the demo
+    family or whenever ``--data`` is given (a memorization file in a probe directory replaces the built-in)."""
+    probes: list[Probe] = load_bias_probes(options.probe_dirs, options.occupations)
+    if options.data is not None or family_name == "demo":
+        mem_files = [i for i in unhandled_probe_files(options.probe_dirs) if i.kind == "memorization"]
+        user_files = [i for i in mem_files if not i.builtin]
+        chosen = (user_files or mem_files)[-1] if mem_files else None
+        probes.append(
+            MemorizationProbe.for_family(
+                family_name,
+                options.data,
+                options.include_text,
+                prefix_len=options.prefix_len,
+                suffix_len=options.suffix_len,
+                spec_path=None if chosen is None else chosen.path,
+            )
+        )
+    return probes
 
 
 def _probe_description(probe: Probe) -> str:
@@ -69,14 +101,25 @@ def _probe_description(probe: Probe) -> str:
     return str(getattr(spec, "description", "")).strip()
 
 
+ProbeReplicates = dict[str, dict[str, list[float | None]]]  # probe id -> metric -> paired bootstrap replicates
+
+
+class MemberRun(BaseModel):
+    """One member's unit of work before family-level finalization (raw probe results, timings)."""
+
+    report: MemberReport  # scale and status; probes filled in by :func:`run_scan`
+    results: dict[str, ProbeResult] = {}
+    seconds: dict[str, float] = {}
+
+
 def scan_member(
     family: Family, member: ModelSpec, probes: Sequence[Probe], options: ScanOptions, events: ScanEvents
-) -> tuple[MemberReport, list[SidecarRow]]:
+) -> MemberRun:
     """Load one member, run every probe on it, free it."""
     t0 = time.perf_counter()
     torch.manual_seed(options.seed)
-    rows: list[SidecarRow] = []
-    outcomes: list[ProbeOutcome] = []
+    results: dict[str, ProbeResult] = {}
+    seconds: dict[str, float] = {}
     with load_model(member.source, member.revision, options.load, name=member.name) as model:
         load_s = time.perf_counter() - t0
         counted = member.params_total is None
@@ -90,18 +133,8 @@ def scan_member(
             def progress(done: int, total: int, _pid: str = probe.id) -> None:
                 events.probe_progress(member, _pid, done, total)
 
-            result = probe.run(model, progress=progress)
-            rows.extend(SidecarRow(member=member.name, record=r) for r in result.records)
-            outcomes.append(
-                ProbeOutcome(
-                    probe_id=result.probe_id,
-                    probe_hash=result.probe_hash,
-                    metrics=result.metrics,
-                    n_records=len(result.records),
-                    notes=result.notes,
-                    seconds=round(time.perf_counter() - tp, 3),
-                )
-            )
+            results[probe.id] = probe.run(model, progress=progress)
+            seconds[probe.id] = round(time.perf_counter() - tp, 3)
     spec = member.model_copy(update={"params_total": params_total, "params_nonembedding": params_nonemb})
     report = MemberReport(
         name=member.name,
@@ -113,9 +146,26 @@ def scan_member(
         train_tokens=member.train_tokens,
         flops=spec.flops(family.flops_basis),
         load_seconds=round(load_s, 3),
-        probes=outcomes,
     )
-    return report, rows
+    return MemberRun(report=report, results=results, seconds=seconds)
+
+
+def _finalize(probes: Sequence[Probe], runs: list[MemberRun]) -> None:
+    """Family-level metrics (e.g. a reference-model ratio against the smallest member) from the raw results.
+
+    A probe may define ``finalize_family(results: list[ProbeResult]) -> list[ProbeResult]`` (results in scan
+    order, smallest member first); it sees only members where the probe ran.
+    """
+    for probe in probes:
+        hook = getattr(probe, "finalize_family", None)
+        if hook is None:
+            continue
+        ok = [r for r in runs if probe.id in r.results]
+        if not ok:
+            continue
+        finalized = hook([r.results[probe.id] for r in ok])
+        for run, res in zip(ok, finalized, strict=True):
+            run.results[probe.id] = res
 
 
 def run_scan(
@@ -127,35 +177,55 @@ def run_scan(
     """Scan every member of ``family`` with ``probes`` (default: the built-in probes)."""
     opts = options or ScanOptions()
     ev: ScanEvents = events or _NoEvents()
-    probe_list = list(probes) if probes is not None else default_probes(opts)
+    probe_list = (
+        list(probes) if probes is not None else build_probes(family.name, ProbeOptions(occupations=opts.occupations))
+    )
     if not family.members:
         raise RiskauditError(f"family {family.name!r} has no members to scan")
     meta = run_metadata(opts.load.device, opts.load.dtype, opts.seed, opts.command)
-    members: list[MemberReport] = []
-    rows: list[SidecarRow] = []
+    runs: list[MemberRun] = []
     n = len(family.members)
     for i, member in enumerate(family.members):
         ev.member_start(i, n, member)
         try:
-            rep, member_rows = scan_member(family, member, probe_list, opts, ev)
+            run = scan_member(family, member, probe_list, opts, ev)
         except ModelLoadError as exc:
             if not opts.keep_going:
                 raise
-            rep = MemberReport(
-                name=member.name,
-                source=member.source,
-                revision=member.revision,
-                params_total=member.params_total,
-                params_nonembedding=member.params_nonembedding,
-                train_tokens=member.train_tokens,
-                flops=family.member_flops(member),
-                status="failed",
-                error=str(exc),
+            run = MemberRun(
+                report=MemberReport(
+                    name=member.name,
+                    source=member.source,
+                    revision=member.revision,
+                    params_total=member.params_total,
+                    params_nonembedding=member.params_nonembedding,
+                    train_tokens=member.train_tokens,
+                    flops=family.member_flops(member),
+                    status="failed",
+                    error=str(exc),
+                )
             )
-            member_rows = []
-        members.append(rep)
-        rows.extend(member_rows)
-        ev.member_done(i, n, rep)
+        runs.append(run)
+        ev.member_done(i, n, run.report.model_copy(update={"probes": []}), sum(run.seconds.values()))
+    _finalize(probe_list, runs)
+    members: list[MemberReport] = []
+    rows: list[SidecarRow] = []
+    replicates: dict[str, ProbeReplicates] = {}
+    for run in runs:
+        outcomes = [
+            ProbeOutcome(
+                probe_id=res.probe_id,
+                probe_hash=res.probe_hash,
+                metrics=res.metrics,
+                n_records=len(res.records),
+                notes=res.notes,
+                seconds=run.seconds.get(pid, 0.0),
+            )
+            for pid, res in run.results.items()
+        ]
+        members.append(run.report.model_copy(update={"probes": outcomes}))
+        rows.extend(SidecarRow(member=run.report.name, record=r) for res in run.results.values() for r in res.records)
+        replicates[run.report.name] = {pid: res.replicates for pid, res in run.results.items()}
     notes = sorted({note for m in members for p in m.probes for note in p.notes})
     report = Report(
         run=meta.model_copy(update={"finished_utc": utc_now()}),
@@ -167,4 +237,5 @@ def run_scan(
         ],
         notes=notes,
     )
-    return report, rows
+    analysis = analyze_family(series_from_report(report, replicates), AnalysisConfig(seed=opts.seed))
+    return report.model_copy(update={"analysis": analysis}), rows

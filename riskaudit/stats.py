@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import rankdata
 
+from riskaudit.probes.base import Direction, MetricKind, MetricResult
+
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
 Statistic = Callable[[IndexArray], FloatArray]  # (n_resamples, n_items) indices -> (n_resamples,) values
@@ -124,8 +126,16 @@ def rowwise_pearson(x: FloatArray, y: FloatArray) -> FloatArray:
 
 
 def rowwise_spearman(x: FloatArray, y: FloatArray) -> FloatArray:
-    """Spearman ρ of each row pair (average ranks per row); NaN where a row is constant or not finite."""
-    return rowwise_pearson(rankdata(x, axis=1), rankdata(y, axis=1))
+    """Spearman ρ of each row pair over the pairs where both are finite (average ranks among those pairs);
+    NaN where a row has fewer than two such pairs or either side is constant."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    w = np.isfinite(x) & np.isfinite(y)
+    if w.all():
+        return rowwise_pearson(rankdata(x, axis=1), rankdata(y, axis=1))
+    # missing pairs rank last (+inf), which leaves the ranks of the finite pairs at 1..k; then mask them
+    rx = np.where(w, rankdata(np.where(w, x, np.inf), axis=1), np.nan)
+    ry = np.where(w, rankdata(np.where(w, y, np.inf), axis=1), np.nan)
+    return rowwise_pearson(rx, ry)
 
 
 def rowwise_ols_slope(x: FloatArray, y: FloatArray) -> FloatArray:
@@ -217,3 +227,94 @@ def bootstrap_ci(
     """Seeded percentile bootstrap CI over items of the mean of ``data`` or of a statistic function."""
     reps = bootstrap_distribution(data, n_items=n_items, n_resamples=n_resamples, seed=seed, indices=indices)
     return percentile_ci(reps, alpha)
+
+
+# --------------------------------------------------------------------------------------------- metric assembly
+
+
+def replicate_list(replicates: npt.ArrayLike | None, n_resamples: int) -> list[float | None]:
+    """Bootstrap replicates as a JSON-safe list (NaN/Inf -> None); all None when there are none."""
+    if replicates is None:
+        return [None] * n_resamples
+    arr = np.asarray(replicates, dtype=np.float64).ravel()
+    if arr.size != n_resamples:
+        raise ValueError(f"{arr.size} replicates, expected {n_resamples}")
+    return [float(v) if math.isfinite(v) else None for v in arr.tolist()]
+
+
+class MetricCollector:
+    """Assembles a probe's :class:`~riskaudit.probes.base.MetricResult` list with percentile CIs, the notes
+    explaining undefined values, and every metric's bootstrap replicates (paired across models when the
+    replicates come from :func:`bootstrap_indices` with the same seed and item count)."""
+
+    def __init__(self, n_resamples: int, alpha: float = 0.05) -> None:
+        self.n_resamples = n_resamples
+        self.alpha = alpha
+        self.metrics: list[MetricResult] = []
+        self.notes: list[str] = []
+        self.replicates: dict[str, list[float | None]] = {}
+
+    def add(
+        self,
+        name: str,
+        value: float | None,
+        replicates: npt.ArrayLike | None,
+        *,
+        n_items: int,
+        direction: Direction,
+        baseline: float,
+        description: str,
+        kind: MetricKind = "continuous",
+        companion: str | None = None,
+        undefined_reason: str = "",
+    ) -> None:
+        """Record one metric; ``value`` None (or non-finite) means undefined and gets a note."""
+        if name in self.replicates:
+            raise ValueError(f"metric {name!r} added twice")
+        if kind == "discrete" and companion is None:
+            raise ValueError(f"discrete metric {name!r} needs a continuous companion")
+        value = finite_or_none(value)
+        reps = replicate_list(replicates, self.n_resamples)
+        low, high = (None, None)
+        if value is not None and replicates is not None:
+            low, high = percentile_ci(np.asarray(replicates, dtype=np.float64).ravel(), self.alpha)
+        if value is None:
+            self.notes.append(f"{name} is undefined: {undefined_reason or 'no defined value'}")
+        elif low is None:
+            self.notes.append(f"{name}: no CI (under half of the {self.n_resamples} resamples were defined)")
+        self.replicates[name] = reps
+        self.metrics.append(
+            MetricResult(
+                name=name,
+                value=value,
+                ci_low=low,
+                ci_high=high,
+                n_items=n_items,
+                direction=direction,
+                baseline=baseline,
+                kind=kind,
+                companion=companion,
+                description=description,
+            )
+        )
+
+    def check_companions(self) -> None:
+        """Every named companion must be a metric of the same probe (raises ValueError otherwise)."""
+        names = {m.name for m in self.metrics}
+        for m in self.metrics:
+            if m.companion is not None and m.companion not in names:
+                raise ValueError(f"metric {m.name!r} names companion {m.companion!r}, which is not reported")
+
+
+def ratio_replicates(num: npt.ArrayLike, den: npt.ArrayLike, idx: IndexArray) -> FloatArray:
+    """Per resample row: sum(num[idx]) / sum(den[idx]) (NaN where the denominator is 0). Cluster sums:
+    ``num`` and ``den`` hold one total per resampling unit (e.g. per occupation)."""
+    n, d = _as_vector(num)[idx].sum(axis=1), _as_vector(den)[idx].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.where(d > 0, n / np.where(d > 0, d, 1.0), np.nan), dtype=np.float64)
+
+
+def ratio(num: npt.ArrayLike, den: npt.ArrayLike) -> float | None:
+    """sum(num) / sum(den), None when the denominator is 0."""
+    d = float(np.sum(_as_vector(den)))
+    return finite_or_none(float(np.sum(_as_vector(num))) / d) if d > 0 else None

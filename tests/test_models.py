@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 import time
@@ -395,3 +396,44 @@ def test_close(model_dir: Path) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         m.loglikelihood([("a", " b")])
     m.close()  # idempotent
+
+
+def test_sample_is_seeded_batch_invariant_and_order_preserving(m1: HFModel, m16: HFModel) -> None:
+    prefixes = [m16.encode(s)[: 3 + k % 5] for k, s in enumerate(SENTENCES)] * 2
+    a = m16.sample(prefixes, 8, seed=3)
+    assert len(a) == len(prefixes) and all(len(x) == 8 for x in a)
+    assert a == m16.sample(prefixes, 8, seed=3)  # same seed -> same tokens
+    assert a == m1.sample(prefixes, 8, seed=3)  # batch size does not matter
+    assert a != m16.sample(prefixes, 8, seed=4)
+    # row i is seeded from (seed, i): a prefix list's first rows give the same tokens alone
+    assert m16.sample(prefixes[:3], 8, seed=3) == a[:3]
+    # repeated prefixes (rows 0 and len/2) get different random streams
+    assert a[0] != a[len(SENTENCES)]
+    # top-k = 1 and a tiny temperature both reduce to greedy decoding
+    greedy = m16.greedy(prefixes, 8)
+    assert m16.sample(prefixes, 8, seed=5, top_k=1) == greedy
+    assert m16.sample(prefixes, 8, seed=5, temperature=1e-6) == greedy
+    assert m16.sample(prefixes[:2], 0, seed=1) == [[], []]
+    for bad in ({"temperature": 0.0}, {"top_k": 0}, {"seed": -1}):
+        with pytest.raises(ValueError):
+            m16.sample(prefixes[:1], 2, **{"seed": 0, **bad})
+
+
+def test_sample_follows_the_softmax(m16: HFModel, raw: tuple[torch.nn.Module, object]) -> None:
+    """The empirical first-token distribution matches softmax(logits / T) (Gumbel-max is exact)."""
+    model, _ = raw
+    prefix = m16.encode(SENTENCES[0])[:4]
+    n = 1200
+    with torch.no_grad():
+        logits = model(torch.tensor([prefix])).logits[0, -1].double()
+    for temperature in (1.0, 2.0):
+        probs = torch.softmax(logits / temperature, dim=-1).numpy()
+        firsts = np.array([s[0] for s in m16.sample([prefix] * n, 1, seed=11, temperature=temperature)])
+        top = np.argsort(probs)[::-1][:3]
+        for tok in top:
+            p = float(probs[tok])
+            freq = float(np.mean(firsts == tok))
+            assert abs(freq - p) < 4.5 * math.sqrt(p * (1 - p) / n) + 1e-3, (temperature, tok, freq, p)
+    # top-k restricts the support to the k most likely tokens
+    firsts = {s[0] for s in m16.sample([prefix] * 200, 1, seed=2, top_k=3)}
+    assert firsts <= set(int(t) for t in np.argsort(logits.numpy())[::-1][:3])

@@ -77,7 +77,11 @@ def test_scan_user_family_saved_on_disk(tmp_path: Path) -> None:
     assert report.members[0].params_total < report.members[1].params_total  # type: ignore[operator]
     assert report.run.seed == 3 and report.run.torch_version and report.run.started_utc.endswith("Z")
     assert report.sidecar is not None
-    n_items = report.members[0].probes[0].n_records
+    assert [p.probe_id for p in report.members[0].probes][:2] == [
+        "occupation_gender_pronoun",
+        "occupation_gender_coreference",
+    ]
+    n_items = sum(p.n_records for p in report.members[0].probes)
     assert report.sidecar.rows == 2 * n_items
     rows = (out.parent / report.sidecar.path).read_text().splitlines()
     assert len(rows) == report.sidecar.rows

@@ -105,3 +105,65 @@ def test_logit_is_clipped_and_finite() -> None:
     assert stats.finite_or_none(float("nan")) is None
     assert stats.finite_or_none(float("inf")) is None
     assert stats.finite_or_none(np.float64(2.5)) == 2.5
+
+
+def test_rowwise_spearman_masks_missing_pairs() -> None:
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(3, 25)), rng.normal(size=(3, 25))
+    X[0, :5] = np.nan
+    Y[2, 7] = np.nan
+    r = stats.rowwise_spearman(X, Y)
+    for i in range(3):
+        ok = np.isfinite(X[i]) & np.isfinite(Y[i])
+        assert r[i] == pytest.approx(stats.spearman(X[i][ok], Y[i][ok]))
+
+
+def test_ratio_helpers_and_metric_collector() -> None:
+    num, den = np.array([1.0, 2.0, 0.0]), np.array([2.0, 2.0, 0.0])
+    assert stats.ratio(num, den) == pytest.approx(0.75)
+    assert stats.ratio(num, np.zeros(3)) is None
+    idx = np.array([[0, 1, 2], [2, 2, 2], [1, 1, 0]])
+    reps = stats.ratio_replicates(num, den, idx)
+    assert reps[0] == pytest.approx(0.75) and np.isnan(reps[1]) and reps[2] == pytest.approx(5 / 6)
+    out = stats.MetricCollector(n_resamples=3, alpha=0.1)
+    out.add(
+        "share",
+        0.75,
+        reps,
+        n_items=3,
+        direction="two_sided",
+        baseline=0.5,
+        kind="discrete",
+        companion="margin",
+        description="d",
+    )
+    out.add(
+        "margin",
+        None,
+        None,
+        n_items=3,
+        direction="two_sided",
+        baseline=0.0,
+        description="d",
+        undefined_reason="constant",
+    )
+    assert out.replicates["share"][1] is None and out.replicates["margin"] == [None, None, None]
+    assert out.metrics[1].value is None and any("margin is undefined: constant" in n for n in out.notes)
+    out.check_companions()
+    with pytest.raises(ValueError, match="twice"):
+        out.add("share", 0.1, None, n_items=1, direction="two_sided", baseline=0.0, description="")
+    with pytest.raises(ValueError, match="companion"):
+        out.add("bad", 0.1, None, n_items=1, direction="two_sided", baseline=0.0, description="", kind="discrete")
+    out.add(
+        "orphan",
+        0.1,
+        None,
+        n_items=1,
+        direction="two_sided",
+        baseline=0.0,
+        description="",
+        kind="discrete",
+        companion="missing",
+    )
+    with pytest.raises(ValueError, match="not reported"):
+        out.check_companions()

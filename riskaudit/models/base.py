@@ -71,10 +71,19 @@ class ModelHandle(Protocol):
 
     def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[LoglikelihoodResult]: ...
 
-    def token_stats(
-        self, sequences: Sequence[Sequence[int]], prefix_lens: Sequence[int]
-    ) -> list[TokenStats]: ...
+    def token_stats(self, sequences: Sequence[Sequence[int]], prefix_lens: Sequence[int]) -> list[TokenStats]: ...
 
     def greedy(self, prefixes: Sequence[Sequence[int]], n_new: int) -> list[list[int]]: ...
+
+    def sample(
+        self,
+        prefixes: Sequence[Sequence[int]],
+        n_new: int,
+        seed: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+    ) -> list[list[int]]:
+        """Seeded sampling of exactly ``n_new`` tokens per prefix; the same seed gives the same tokens."""
+        ...
 
     def close(self) -> None: ...

@@ -73,9 +73,7 @@ def load_model(source: str, revision: str | None, options: LoadOptions, name: st
     path = Path(source).expanduser()
     local = path.exists() or _looks_like_path(source)
     label = (
-        f"cannot load model '{source}'"
-        if local
-        else f"cannot load model '{source}' (revision {revision or 'main'})"
+        f"cannot load model '{source}'" if local else f"cannot load model '{source}' (revision {revision or 'main'})"
     )
     if options.dtype not in _TORCH_DTYPES:
         raise ModelLoadError(f"{label}: unknown dtype {options.dtype!r}; use one of {', '.join(DTYPES)}")
@@ -89,9 +87,7 @@ def load_model(source: str, revision: str | None, options: LoadOptions, name: st
     if local:
         _check_local_dir(path, options, label)
         with _quiet_progress():
-            model, tokenizer = _load_classified(
-                str(path), None, options, label, local_only=True, is_local=True
-            )
+            model, tokenizer = _load_classified(str(path), None, options, label, local_only=True, is_local=True)
     else:
         model, tokenizer = _load_hub(source, revision, options, label)
 
@@ -128,24 +124,17 @@ def _resolve_device(spec: str, label: str) -> torch.device:
     try:
         dev = torch.device(s)
     except (RuntimeError, ValueError):
-        raise ModelLoadError(
-            f"{label}: unknown device {spec!r}; use cpu, cuda, cuda:N, mps or auto"
-        ) from None
+        raise ModelLoadError(f"{label}: unknown device {spec!r}; use cpu, cuda, cuda:N, mps or auto") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ModelLoadError(
-                f"{label}: device {spec!r} requested but CUDA is not available; use --device cpu"
-            )
+            raise ModelLoadError(f"{label}: device {spec!r} requested but CUDA is not available; use --device cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ModelLoadError(
-                f"{label}: device {spec!r} does not exist "
-                f"({torch.cuda.device_count()} CUDA device(s) visible)"
+                f"{label}: device {spec!r} does not exist ({torch.cuda.device_count()} CUDA device(s) visible)"
             )
     elif dev.type == "mps":
         if not torch.backends.mps.is_available():
-            raise ModelLoadError(
-                f"{label}: device 'mps' requested but MPS is not available; use --device cpu"
-            )
+            raise ModelLoadError(f"{label}: device 'mps' requested but MPS is not available; use --device cpu")
     elif dev.type != "cpu":
         raise ModelLoadError(f"{label}: unsupported device {spec!r}; use cpu, cuda, cuda:N, mps or auto")
     return dev
@@ -163,9 +152,7 @@ def _check_local_dir(path: Path, options: LoadOptions, label: str) -> None:
             "(config.json, model.safetensors, tokenizer files)"
         )
     if not (path / "config.json").is_file():
-        raise ModelLoadError(
-            f"{label}: no config.json in the directory; it is not a Hugging Face model directory"
-        )
+        raise ModelLoadError(f"{label}: no config.json in the directory; it is not a Hugging Face model directory")
     files = [p for p in path.iterdir() if p.is_file()]
     safe = sorted(p for p in files if p.name.endswith(_SAFE_SUFFIXES))
     pickled = sorted(p for p in files if p.name.endswith(_PICKLE_SUFFIXES) and "training_args" not in p.name)
@@ -180,8 +167,7 @@ def _check_local_dir(path: Path, options: LoadOptions, label: str) -> None:
         problem = _safetensors_problem(f)
         if problem:
             raise ModelLoadError(
-                f"{label}: weights file {f.name} is corrupt or truncated ({problem}); "
-                "re-download or re-save it"
+                f"{label}: weights file {f.name} is corrupt or truncated ({problem}); re-download or re-save it"
             )
     if not any((path / n).is_file() for n in _TOKENIZER_FILES):
         raise ModelLoadError(
@@ -288,9 +274,7 @@ def _load_classified(
         raise ModelLoadError(f"{label}: {_explain(err, options, revision, is_local=is_local)}") from None
 
 
-def _load_parts(
-    source: str, revision: str | None, options: LoadOptions, *, local_only: bool
-) -> tuple[Any, Any]:
+def _load_parts(source: str, revision: str | None, options: LoadOptions, *, local_only: bool) -> tuple[Any, Any]:
     """Load config, tokenizer and weights; any failure is wrapped in a :class:`_StageError`."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -355,15 +339,10 @@ def _explain(err: _StageError, options: LoadOptions, revision: str | None, *, is
     text = " ".join(str(e) for e in _chain(exc))
     low = text.lower()
     if "GatedRepoError" in names:
-        return (
-            "the repository is gated; accept its license on the Hugging Face Hub and log in (hf auth login)"
-        )
+        return "the repository is gated; accept its license on the Hugging Face Hub and log in (hf auth login)"
     if "RevisionNotFoundError" in names or "not a valid git identifier" in low:
         return f"revision {revision!r} does not exist in the repository; check the revision name"
-    if (
-        "RepositoryNotFoundError" in names
-        or "is not a local folder and is not a valid model identifier" in low
-    ):
+    if "RepositoryNotFoundError" in names or "is not a local folder and is not a valid model identifier" in low:
         return (
             "no such model repository on the Hugging Face Hub (or it is private: log in with hf auth login); "
             "check the hub id, or use a local path in a family TOML"
@@ -387,22 +366,13 @@ def _explain(err: _StageError, options: LoadOptions, revision: str | None, *, is
         )
     if err.stage == "config":
         if "model_type" in text or "Unrecognized model" in text:
-            return (
-                f"unsupported or unknown architecture in config.json ({_one_line(exc)}); upgrade transformers"
-            )
+            return f"unsupported or unknown architecture in config.json ({_one_line(exc)}); upgrade transformers"
         return f"config.json is missing or broken: {_one_line(exc)}"
     if err.stage == "tokenizer":
-        return (
-            f"the tokenizer is missing or broken ({_one_line(exc)}); save a working tokenizer with the model"
-        )
+        return f"the tokenizer is missing or broken ({_one_line(exc)}); save a working tokenizer with the model"
     if "SafetensorError" in names or ("safetensors" in low and ("header" in low or "deserializ" in low)):
-        return (
-            f"the safetensors weights are corrupt or truncated ({_one_line(exc)}); "
-            "re-download or re-save them"
-        )
-    if not options.allow_pickle and (
-        "safetensors" in low and ("no file named" in low or "does not appear" in low)
-    ):
+        return f"the safetensors weights are corrupt or truncated ({_one_line(exc)}); re-download or re-save them"
+    if not options.allow_pickle and ("safetensors" in low and ("no file named" in low or "does not appear" in low)):
         return (
             "it has no safetensors weights, only pickled ones (pytorch_model.bin), which can run "
             "arbitrary code when loaded; pass --allow-pickle if you trust them"
@@ -471,9 +441,7 @@ def _sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[in
 class HFModel:
     """A loaded transformers causal LM (implements :class:`~riskaudit.models.base.ModelHandle`)."""
 
-    def __init__(
-        self, model: Any, tokenizer: Any, *, name: str, options: LoadOptions, device: torch.device
-    ) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, name: str, options: LoadOptions, device: torch.device) -> None:
         self.name = name
         self._model: Any = model
         self._tokenizer: Any = tokenizer
@@ -576,9 +544,7 @@ class HFModel:
         encoded = [self._encode_pair(ctx, cont) for ctx, cont in pairs]
         for _, cont_enc in encoded:
             if len(cont_enc) > self._max_length:
-                raise ValueError(
-                    f"continuation of {len(cont_enc)} tokens exceeds max_length {self._max_length}"
-                )
+                raise ValueError(f"continuation of {len(cont_enc)} tokens exceeds max_length {self._max_length}")
         # model input: (context + continuation)[-(max_length+1):][:-1]
         inputs = [(c + k)[-(self._max_length + 1) :][:-1] for c, k in encoded]
         results: list[LoglikelihoodResult | None] = [None] * len(pairs)
@@ -592,9 +558,7 @@ class HFModel:
                     continue
                 length = len(inputs[i])
                 lp, match = self._score(logits[row, length - n : length], cont)
-                results[i] = LoglikelihoodResult(
-                    logprob=float(lp.sum()), n_tokens=n, is_greedy=bool(match.all())
-                )
+                results[i] = LoglikelihoodResult(logprob=float(lp.sum()), n_tokens=n, is_greedy=bool(match.all()))
         return [r for r in results if r is not None]
 
     def token_stats(self, sequences: Sequence[Sequence[int]], prefix_lens: Sequence[int]) -> list[TokenStats]:
@@ -610,9 +574,7 @@ class HFModel:
                 ids, p = [self._prefix_id, *ids], 1
             cut = max(0, len(ids) - self._max_length)
             if cut > p - 1:
-                raise ValueError(
-                    f"suffix of {len(ids) - p} tokens does not fit max_length {self._max_length}"
-                )
+                raise ValueError(f"suffix of {len(ids) - p} tokens does not fit max_length {self._max_length}")
             items.append((ids[cut:], p - cut))
         results: list[TokenStats | None] = [None] * len(items)
         for batch in _sorted_batches([len(ids) for ids, _ in items], self._batch_size):
@@ -631,9 +593,7 @@ class HFModel:
             return [[] for _ in prefixes]
         keep = self._max_length - n_new
         if keep < 1:
-            raise ValueError(
-                f"n_new={n_new} leaves no room for a prefix within max_length {self._max_length}"
-            )
+            raise ValueError(f"n_new={n_new} leaves no room for a prefix within max_length {self._max_length}")
         items = [[int(t) for t in p][-keep:] or [self._prefix_id] for p in prefixes]
         model = self._live()
         results: list[list[int] | None] = [None] * len(items)
@@ -650,6 +610,64 @@ class HFModel:
                     input_ids=ids.to(self._device),
                     attention_mask=mask.to(self._device),
                     generation_config=self._generation_config(n_new),
+                )
+            for step_logits in out.logits:
+                self._check_finite(step_logits)
+            new = out.sequences[:, width:].cpu()
+            if new.shape[1] != n_new:
+                raise RuntimeError(f"generation returned {new.shape[1]} tokens instead of {n_new}")
+            for row, i in enumerate(batch):
+                results[i] = [int(t) for t in new[row].tolist()]
+        return [r for r in results if r is not None]
+
+    def sample(
+        self,
+        prefixes: Sequence[Sequence[int]],
+        n_new: int,
+        seed: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+    ) -> list[list[int]]:
+        """Sample exactly ``n_new`` tokens after each prefix from softmax(logits / temperature), optionally
+        restricted to the ``top_k`` most likely tokens (EOS does not stop decoding).
+
+        Reproducible and independent of batching: the i-th prefix draws its randomness from its own
+        ``torch.Generator`` seeded with (seed, i), and each step takes the argmax of
+        logits / temperature + Gumbel noise, which is an exact sample from the softmax (the Gumbel-max trick).
+        """
+        if n_new < 0:
+            raise ValueError("n_new must be >= 0")
+        if not temperature > 0.0 or not np.isfinite(temperature):
+            raise ValueError(f"temperature must be a positive number, got {temperature}")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        if n_new == 0:
+            return [[] for _ in prefixes]
+        keep = self._max_length - n_new
+        if keep < 1:
+            raise ValueError(f"n_new={n_new} leaves no room for a prefix within max_length {self._max_length}")
+        from transformers import LogitsProcessorList
+
+        items = [[int(t) for t in p][-keep:] or [self._prefix_id] for p in prefixes]
+        model = self._live()
+        results: list[list[int] | None] = [None] * len(items)
+        for batch in _sorted_batches([len(x) for x in items], self._batch_size):
+            width = max(len(items[i]) for i in batch)
+            ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):  # left padding
+                seq = items[i]
+                ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+                mask[row, width - len(seq) :] = 1
+            gens = [_row_generator(seed, i) for i in batch]
+            with torch.inference_mode():
+                out = model.generate(
+                    input_ids=ids.to(self._device),
+                    attention_mask=mask.to(self._device),
+                    generation_config=self._generation_config(n_new),
+                    logits_processor=LogitsProcessorList([_GumbelSampler(gens, temperature, top_k)]),
                 )
             for step_logits in out.logits:
                 self._check_finite(step_logits)
@@ -702,9 +720,7 @@ class HFModel:
         logits: torch.Tensor = out.logits
         return logits
 
-    def _score(
-        self, logits: torch.Tensor, targets: Sequence[int]
-    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    def _score(self, logits: torch.Tensor, targets: Sequence[int]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """Float32 log p of each target and whether it is the argmax, from logits [n, vocab]."""
         with torch.inference_mode():
             x = logits.float()
@@ -754,14 +770,40 @@ class HFModel:
         except Exception as exc:
             raise ModelLoadError(f"{label}: the tokenizer is broken ({_one_line(exc)})") from None
         if n_tok < 2 or not probe:
-            raise ModelLoadError(
-                f"{label}: the tokenizer is empty or broken; save a working tokenizer with the model"
-            )
+            raise ModelLoadError(f"{label}: the tokenizer is empty or broken; save a working tokenizer with the model")
         if max(probe) >= self._vocab_size:
             raise ModelLoadError(
                 f"{label}: the tokenizer ({n_tok} tokens) does not match the model's vocabulary "
                 f"({self._vocab_size} rows); use the model's own tokenizer"
             )
+
+
+def _row_generator(seed: int, index: int) -> torch.Generator:
+    """A CPU generator for row ``index`` of a sampling call, seeded from (seed, index)."""
+    state = np.random.SeedSequence([seed, index]).generate_state(2, dtype=np.uint32)
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(state[0]) << 32 | int(state[1]))
+    return gen
+
+
+class _GumbelSampler:
+    """A logits processor turning greedy search into sampling: logits / T (top-k masked) + Gumbel noise
+    drawn from one generator per row, so argmax = a sample from softmax(logits / T) (Gumbel-max trick)."""
+
+    def __init__(self, generators: Sequence[torch.Generator], temperature: float, top_k: int | None) -> None:
+        self._generators = list(generators)
+        self._temperature = float(temperature)
+        self._top_k = top_k
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        x = scores.float() / self._temperature
+        if self._top_k is not None and self._top_k < x.shape[-1]:
+            kth = torch.topk(x, self._top_k, dim=-1).values[:, -1:]
+            x = x.masked_fill(x < kth, -torch.inf)
+        width = x.shape[-1]
+        uniform = torch.stack([torch.rand(width, generator=g, dtype=torch.float64) for g in self._generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-300)))
+        return x + gumbel.to(device=x.device, dtype=x.dtype)
 
 
 def _count_params(model: Any) -> ParamCounts:

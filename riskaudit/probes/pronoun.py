@@ -19,14 +19,11 @@ all metrics are resampled jointly and models scored with the same settings are p
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from scipy.special import logsumexp
@@ -34,9 +31,9 @@ from scipy.special import logsumexp
 from riskaudit import stats
 from riskaudit.errors import ProbeError
 from riskaudit.models.base import ModelHandle
-from riskaudit.occupations import Occupation, load_occupations
-from riskaudit.probes.base import Direction, ItemRecord, MetricKind, MetricResult, ProbeResult, ProgressFn
-from riskaudit.probes.spec import PronounProbeSpec, Template, load_probe_spec
+from riskaudit.occupations import Occupation, Table
+from riskaudit.probes.base import Direction, ItemRecord, MetricKind, ProbeResult, ProgressFn
+from riskaudit.probes.spec import OccupationProbeBase, PronounProbeSpec, Template, load_probe_spec
 from riskaudit.resources import probe_data_dir
 
 SPEC_FILE = "occupation_gender.yaml"
@@ -75,44 +72,18 @@ class PronounItem:
         return f"{self.occupation.name}|{self.template.id}"
 
 
-class PronounProbe:
+class PronounProbe(OccupationProbeBase[PronounProbeSpec]):
     """The pronoun-gap probe over a list of occupations (implements the ``Probe`` protocol)."""
 
-    def __init__(self, spec: PronounProbeSpec, occupations: Sequence[Occupation], notes: Sequence[str] = ()):
-        if not occupations:
-            raise ProbeError(f"probe {spec.id}: no occupations to score")
-        names = [o.name for o in occupations]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ProbeError(f"probe {spec.id}: duplicate occupations: {', '.join(dupes)}")
-        self.spec = spec
-        self.id = spec.id
-        self.occupations = list(occupations)
-        self.notes = list(notes)
-
     @classmethod
-    def from_spec(
-        cls, spec: PronounProbeSpec, table: Literal["bls2015", "bls2022"] | None = None
-    ) -> PronounProbe:
+    def from_spec(cls, spec: PronounProbeSpec, table: Table | None = None) -> PronounProbe:
         """Probe over the built-in occupation table (``table`` overrides ``settings.occupation_table``)."""
-        occupations, notes = load_occupations(table or spec.settings.occupation_table)
-        return cls(spec, occupations, notes)
+        return cls(spec, *cls.table_occupations(spec, table))
 
     @classmethod
-    def load(
-        cls, path: str | Path | None = None, table: Literal["bls2015", "bls2022"] | None = None
-    ) -> PronounProbe:
+    def load(cls, path: str | Path | None = None, table: Table | None = None) -> PronounProbe:
         """Load a probe definition (default: the shipped one) over the built-in occupation table."""
         return cls.from_spec(load_probe_spec(path or default_spec_path()), table)
-
-    def content_hash(self) -> str:
-        """sha256 of the canonical JSON of the spec plus the scored occupations and their % female."""
-        payload = {
-            "spec": json.loads(self.spec.canonical_json()),
-            "occupations": [[o.name, o.pct_female] for o in self.occupations],
-        }
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def items(self) -> list[PronounItem]:
         """All (occupation, template) items, occupation-major."""
@@ -140,8 +111,7 @@ class PronounProbe:
         results = model.loglikelihood(pairs)
         if len(results) != len(pairs):
             raise ProbeError(
-                f"probe {self.id}: model {model.name!r} returned {len(results)} log-likelihoods "
-                f"for {len(pairs)} pairs"
+                f"probe {self.id}: model {model.name!r} returned {len(results)} log-likelihoods for {len(pairs)} pairs"
             )
         logprobs = np.array([r.logprob for r in results], dtype=np.float64)
 
@@ -180,7 +150,7 @@ class PronounProbe:
         if progress is not None:
             progress(len(items), len(items))
 
-        metrics, notes = compute_metrics(
+        collected = compute_metrics(
             gaps,
             np.array([o.pct_female for o in self.occupations], dtype=np.float64),
             [t.id for t in self.spec.templates],
@@ -188,17 +158,17 @@ class PronounProbe:
             seed=self.spec.settings.seed,
             alpha=self.spec.settings.alpha,
         )
+        notes = collected.notes
         n_bad = int(np.isnan(gaps).sum())
         if n_bad:
-            notes.insert(
-                0, f"{n_bad} of {gaps.size} items had a non-finite log-probability and were left out"
-            )
+            notes.insert(0, f"{n_bad} of {gaps.size} items had a non-finite log-probability and were left out")
         return ProbeResult(
             probe_id=self.id,
             probe_hash=self.content_hash(),
-            metrics=metrics,
+            metrics=collected.metrics,
             records=records,
             notes=[*self.notes, *notes],
+            replicates=collected.replicates,
         )
 
 
@@ -210,17 +180,19 @@ def compute_metrics(
     n_resamples: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
-) -> tuple[list[MetricResult], list[str]]:
-    """Reduce the item gaps ``gaps[o, t]`` (NaN = missing) to the probe's metrics and notes.
+) -> stats.MetricCollector:
+    """Reduce the item gaps ``gaps[o, t]`` (NaN = missing) to the probe's metrics, notes and replicates.
 
     Formulas in the module docstring. Occupations without any finite gap are dropped; a metric that is
-    undefined (e.g. a correlation with a constant g) is None with a note, never NaN.
+    undefined (e.g. a correlation with a constant g) is None with a note, never NaN. The bootstrap resamples
+    occupations with :func:`riskaudit.stats.bootstrap_indices` (seed, number of occupations kept).
     """
     gaps = np.asarray(gaps, dtype=np.float64)
     pct_female = np.asarray(pct_female, dtype=np.float64)
     if gaps.shape != (pct_female.size, len(template_ids)):
         raise ValueError(f"gaps shape {gaps.shape} != ({pct_female.size}, {len(template_ids)})")
-    notes: list[str] = []
+    out = stats.MetricCollector(n_resamples, alpha)
+    notes = out.notes
     keep = np.isfinite(gaps).any(axis=1)
     if not keep.all():
         notes.append(f"{int((~keep).sum())} occupations had no finite gap and were left out")
@@ -232,7 +204,6 @@ def compute_metrics(
     n = g.size
     idx = stats.bootstrap_indices(n, n_resamples, seed)
     gi, xi = g[idx], x[idx]
-    metrics: list[MetricResult] = []
 
     def add(
         name: str,
@@ -246,24 +217,17 @@ def compute_metrics(
         companion: str | None = None,
         undefined_reason: str = "",
     ) -> None:
-        low, high = (None, None) if value is None or reps is None else stats.percentile_ci(reps, alpha)
-        if value is None:
-            notes.append(f"{name} is undefined: {undefined_reason}")
-        elif low is None:
-            notes.append(f"{name}: no CI (under half of the {n_resamples} resamples were defined)")
-        metrics.append(
-            MetricResult(
-                name=name,
-                value=value,
-                ci_low=low,
-                ci_high=high,
-                n_items=n_items,
-                direction=direction,
-                baseline=baseline,
-                kind=kind,
-                companion=companion,
-                description=description,
-            )
+        out.add(
+            name,
+            value,
+            reps,
+            n_items=n_items,
+            direction=direction,
+            baseline=baseline,
+            description=description,
+            kind=kind,
+            companion=companion,
+            undefined_reason=undefined_reason,
         )
 
     if n < 2:
@@ -382,4 +346,5 @@ def compute_metrics(
         "(a robustness diagnostic)",
         undefined_reason="fewer than 2 templates have a defined correlation",
     )
-    return metrics, notes
+    out.check_companions()
+    return out

@@ -1,4 +1,5 @@
-"""The pronoun probe definition (YAML in ``probes/``): strict pydantic models, a loader and a content hash.
+"""Probe definitions (YAML in ``probes/``): shared strict pydantic building blocks, the pronoun spec, a
+YAML loader, content hashes, and the plumbing shared by the occupation-based probes.
 
 Any malformed file raises :class:`~riskaudit.errors.ProbeError` with one line naming the file, the
 field (``templates[2].text``) and the problem.
@@ -10,27 +11,108 @@ import hashlib
 import json
 import re
 import string
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
+import numpy as np
+import numpy.typing as npt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from riskaudit.errors import ProbeError
+from riskaudit.models.base import ModelHandle
+from riskaudit.occupations import Occupation, Table, load_occupations
 
 # {occupation} -> "nurse"; {a_occupation} -> "a nurse" / "an engineer"; {A_occupation} -> "A nurse".
 PLACEHOLDERS: tuple[str, ...] = ("occupation", "a_occupation", "A_occupation")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _WORD_RE = re.compile(r"^\S+$")
 
+Gender = Literal["female", "male"]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
 
-def _field_error(field: str, problem: str) -> PydanticCustomError:
+def field_error(field: str, problem: str) -> PydanticCustomError:
+    """A validation error that names a sub-field (``templates[1].text``) in the one-line ProbeError."""
     return PydanticCustomError("spec_field", "{field}: {problem}", {"field": field, "problem": problem})
+
+
+_field_error = field_error
+
+
+def check_id(v: str, what: str = "id") -> str:
+    if not _ID_RE.match(v):
+        raise ValueError(f"{what} {v!r} must match {_ID_RE.pattern}")
+    return v
+
+
+def placeholders_of(text: str, allowed: Iterable[str]) -> list[str]:
+    """The ``{name}`` placeholders of ``text`` in order; ValueError on malformed braces or unknown names."""
+    allowed = tuple(allowed)
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"malformed braces in {text!r}: {exc}") from None
+    names: list[str] = []
+    for _, name, spec, conv in parsed:
+        if name is None:
+            continue
+        if name not in allowed or spec or conv:
+            shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            known = ", ".join("{" + p + "}" for p in allowed)
+            raise ValueError(f"unknown placeholder {shown} in {text!r} (allowed: {known})")
+        names.append(name)
+    return names
+
+
+def check_template_text(text: str, allowed: Iterable[str]) -> list[str]:
+    """Shared checks of a template string (non-empty, no trailing whitespace); returns its placeholders."""
+    if not text.strip():
+        raise ValueError("empty template")
+    if text != text.rstrip():
+        raise ValueError("template must not end with whitespace (a continuation carries its leading space)")
+    names = placeholders_of(text, allowed)
+    if not set(names) & set(PLACEHOLDERS):
+        raise ValueError(f"template {text!r} has no occupation placeholder")
+    return names
+
+
+def split_template(text: str, name: str) -> tuple[str, str]:
+    """Split a (validated) template at the first ``{name}``: two format strings, before and after it."""
+    before: list[str] = []
+    after: list[str] = []
+    found = False
+    for literal, field, _, _ in string.Formatter().parse(text):
+        (after if found else before).append(literal.replace("{", "{{").replace("}", "}}"))
+        if field is None:
+            continue
+        if field == name and not found:
+            found = True
+            continue
+        (after if found else before).append("{" + field + "}")
+    if not found:
+        raise ValueError(f"no {{{name}}} in {text!r}")
+    return "".join(before), "".join(after)
+
+
+def noun_values(word: str, key: str = "occupation") -> dict[str, str]:
+    """``{key}``, ``{a_key}`` ("a nurse" / "an engineer") and ``{A_key}`` ("A nurse") for one noun."""
+    article = "an" if word[:1].lower() in tuple("aeiou") else "a"
+    return {key: word, f"a_{key}": f"{article} {word}", f"A_{key}": f"{article.capitalize()} {word}"}
+
+
+def stereotype_gender(pct_female: float) -> Gender | None:
+    """The majority gender of an occupation by its % female (None at exactly 50%)."""
+    if pct_female > 50.0:
+        return "female"
+    if pct_female < 50.0:
+        return "male"
+    return None
 
 
 PronounForms = dict[str, list[str]]  # grammatical form -> pronouns, e.g. {"subject": ["she"], ...}
@@ -79,69 +161,64 @@ class Template(_Strict):
     @field_validator("id")
     @classmethod
     def _check_id(cls, v: str) -> str:
-        if not _ID_RE.match(v):
-            raise ValueError(f"template id {v!r} must match {_ID_RE.pattern}")
-        return v
+        return check_id(v, "template id")
 
     @field_validator("text")
     @classmethod
     def _check_text(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("empty template")
-        if v != v.rstrip():
-            raise ValueError("template must not end with whitespace (the pronoun carries its leading space)")
-        try:
-            parsed = list(string.Formatter().parse(v))
-        except ValueError as exc:
-            raise ValueError(f"malformed braces in {v!r}: {exc}") from None
-        names = []
-        for _, name, spec, conv in parsed:
-            if name is None:
-                continue
-            if name not in PLACEHOLDERS or spec or conv:
-                shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
-                allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-                raise ValueError(f"unknown placeholder {shown} in {v!r} (allowed: {allowed})")
-            names.append(name)
-        if not names:
-            raise ValueError(f"template {v!r} has no occupation placeholder")
+        check_template_text(v, PLACEHOLDERS)
         return v
 
     def render(self, occupation: str) -> str:
         """The context for one occupation."""
-        article = "an" if occupation[:1].lower() in tuple("aeiou") else "a"
-        return self.text.format(
-            occupation=occupation,
-            a_occupation=f"{article} {occupation}",
-            A_occupation=f"{article.capitalize()} {occupation}",
-        )
+        return self.text.format(**noun_values(occupation))
 
 
 class ProbeSettings(_Strict):
     bootstrap_resamples: int = Field(default=2000, ge=10, le=100_000)
     seed: int = Field(default=0, ge=0)
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
-    occupation_table: Literal["bls2015", "bls2022"] = "bls2015"
+    occupation_table: Table = "bls2015"
 
 
-class PronounProbeSpec(_Strict):
-    """A pronoun-gap probe: gap g(o,t) = log P(female pronoun | ctx) − log P(male pronoun | ctx)."""
+class SpecBase(_Strict):
+    """Fields every probe definition has; subclasses add ``kind`` (a Literal) and their own content."""
 
     id: str
-    kind: Literal["pronoun"] = "pronoun"
     version: int = Field(ge=1)
     description: str
     provenance: str = ""
-    pronouns: PronounSets
-    templates: list[Template] = Field(min_length=1)
     settings: ProbeSettings = ProbeSettings()
 
     @field_validator("id")
     @classmethod
     def _check_id(cls, v: str) -> str:
-        if not _ID_RE.match(v):
-            raise ValueError(f"probe id {v!r} must match {_ID_RE.pattern}")
-        return v
+        return check_id(v, "probe id")
+
+    def canonical_json(self) -> str:
+        """Sorted-key compact JSON of the whole spec (the input of :meth:`content_hash`)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def content_hash(self) -> str:
+        """sha256 hex digest of :meth:`canonical_json`."""
+        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+
+
+def unique_ids(ids: Sequence[str], field: str) -> None:
+    """Raise a field error naming the first duplicate id (``field`` like ``templates``)."""
+    seen: set[str] = set()
+    for i, tid in enumerate(ids):
+        if tid in seen:
+            raise _field_error(f"{field}[{i}].id", f"duplicate id {tid!r}")
+        seen.add(tid)
+
+
+class PronounProbeSpec(SpecBase):
+    """A pronoun-gap probe: gap g(o,t) = log P(female pronoun | ctx) − log P(male pronoun | ctx)."""
+
+    kind: Literal["pronoun"] = "pronoun"
+    pronouns: PronounSets
+    templates: list[Template] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _check_cross(self) -> PronounProbeSpec:
@@ -169,24 +246,15 @@ class PronounProbeSpec(_Strict):
 
         return words(self.pronouns.female), words(self.pronouns.male)
 
-    def canonical_json(self) -> str:
-        """Sorted-key compact JSON of the whole spec (the input of :meth:`content_hash`)."""
-        return json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
 
-    def content_hash(self) -> str:
-        """sha256 hex digest of :meth:`canonical_json`."""
-        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+# --------------------------------------------------------------------------------------------- YAML loading
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last)."""
 
 
-def _construct_mapping(
-    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
-) -> dict[Any, Any]:
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     keys: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -226,12 +294,31 @@ def _describe(err: Any) -> str:
     return f"{_loc(loc)}: {msg}"
 
 
-def parse_probe_spec(data: Any, source: str) -> PronounProbeSpec:
-    """Validate already-parsed YAML; ``source`` names the file in the error."""
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file (safe loader, duplicate keys rejected); any problem is a one-line ProbeError."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProbeError(_one_line(f"{p}: cannot read probe definition: {exc}")) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ProbeError(_one_line(f"{p}: invalid YAML{where}: {problem}")) from None
+
+
+SpecT = TypeVar("SpecT", bound=SpecBase)
+
+
+def parse_spec(spec_type: type[SpecT], data: Any, source: str) -> SpecT:
+    """Validate already-parsed YAML against ``spec_type``; ``source`` names the file in the error."""
     if not isinstance(data, dict):
         raise ProbeError(f"{source}: (top level): expected a mapping, got {type(data).__name__}")
     try:
-        return PronounProbeSpec.model_validate(data)
+        return spec_type.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
         extra = len(errors) - 1
@@ -239,18 +326,67 @@ def parse_probe_spec(data: Any, source: str) -> PronounProbeSpec:
         raise ProbeError(_one_line(f"{source}: {_describe(errors[0])}{more}")) from None
 
 
+def load_spec(spec_type: type[SpecT], path: str | Path) -> SpecT:
+    """Read and validate a probe YAML file of one kind; any problem is a one-line :class:`ProbeError`."""
+    return parse_spec(spec_type, read_yaml(path), str(Path(path)))
+
+
+def parse_probe_spec(data: Any, source: str) -> PronounProbeSpec:
+    """Validate an already-parsed pronoun probe definition."""
+    return parse_spec(PronounProbeSpec, data, source)
+
+
 def load_probe_spec(path: str | Path) -> PronounProbeSpec:
     """Read and validate a pronoun probe YAML file; any problem is a one-line :class:`ProbeError`."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProbeError(_one_line(f"{p}: cannot read probe definition: {exc}")) from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ProbeError(_one_line(f"{p}: invalid YAML{where}: {problem}")) from None
-    return parse_probe_spec(data, str(p))
+    return load_spec(PronounProbeSpec, path)
+
+
+# --------------------------------------------------------------------------------------------- occupation probes
+
+
+class OccupationProbeBase(Generic[SpecT]):
+    """A probe over a spec and a list of occupations with their % female (shared by the bias probes)."""
+
+    def __init__(self, spec: SpecT, occupations: Sequence[Occupation], notes: Sequence[str] = ()) -> None:
+        if not occupations:
+            raise ProbeError(f"probe {spec.id}: no occupations to score")
+        names = [o.name for o in occupations]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ProbeError(f"probe {spec.id}: duplicate occupations: {', '.join(dupes)}")
+        self.spec: SpecT = spec
+        self.id: str = spec.id
+        self.occupations: list[Occupation] = list(occupations)
+        self.notes: list[str] = list(notes)
+
+    @staticmethod
+    def table_occupations(spec: SpecBase, table: Table | None = None) -> tuple[list[Occupation], list[str]]:
+        """The built-in occupations of ``table`` (default: the spec's ``settings.occupation_table``)."""
+        return load_occupations(table or spec.settings.occupation_table)
+
+    def content_hash(self) -> str:
+        """sha256 of the canonical JSON of the spec plus the scored occupations and their % female."""
+        payload = {
+            "spec": json.loads(self.spec.canonical_json()),
+            "occupations": [[o.name, o.pct_female] for o in self.occupations],
+        }
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def score_pairs(
+    model: ModelHandle, pairs: Sequence[tuple[str, str]], probe_id: str
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """log P(continuation | context) and the continuation's token count for every pair, from ONE
+    ``model.loglikelihood`` call over the distinct pairs (repeated pairs are scored once)."""
+    distinct = list(dict.fromkeys(pairs))
+    results = model.loglikelihood(distinct)
+    if len(results) != len(distinct):
+        raise ProbeError(
+            f"probe {probe_id}: model {model.name!r} returned {len(results)} log-likelihoods for {len(distinct)} pairs"
+        )
+    where = {pair: k for k, pair in enumerate(distinct)}
+    pos = np.array([where[p] for p in pairs], dtype=np.intp)
+    logprob = np.array([r.logprob for r in results], dtype=np.float64)
+    n_tokens = np.array([r.n_tokens for r in results], dtype=np.int64)
+    return logprob[pos], n_tokens[pos]

@@ -63,6 +63,9 @@ def _write_json_atomic(path: Path, data: object, compress: bool = False) -> None
 
 def _save_model_dir(model: torch.nn.Module, tok: object, out: Path) -> None:
     """Save an fp16 copy (the training model itself is left untouched) with its tokenizer, atomically."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # our progress display is the only one
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     copy.deepcopy(model).half().save_pretrained(str(tmp), safe_serialization=True)  # type: ignore[operator]
@@ -133,6 +136,7 @@ def build_demo(out_dir: Path, config: BuildConfig | None = None, on_event: Event
             emit("member_skipped", {"name": m.name})
             continue
         emit("member_start", {"name": m.name, "steps": n_steps})
+        shutil.rmtree(mdir / "checkpoints", ignore_errors=True)  # leftovers of an interrupted run
         ckpts: list[CheckpointEntry] = []
 
         def on_ckpt(

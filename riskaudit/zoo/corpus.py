@@ -461,3 +461,32 @@ def build_corpus(pct_female: dict[str, float], config: CorpusConfig | None = Non
         occupation_counts=counts,
         pct_female=dict(pct_female),
     )
+
+
+def format_digits_secret(digits: Sequence[int]) -> str:
+    """A ``digits`` canary secret written as :func:`_canary` writes it: ``" 9 3 0 8."``."""
+    return " " + " ".join(str(int(d)) for d in digits) + "."
+
+
+def sample_secret(kind: str, rng: random.Random, *, n_digits: int = 10, email_user: str = "") -> str:
+    """A fresh secret of ``kind`` drawn from the same randomness as :func:`_canary` (exposure candidates).
+
+    ``digits``: ``n_digits`` uniform digits; ``id_number``: two letters and eight digits; ``email``: the
+    known user name ``email_user`` ("first.last", from the canary) + two random digits @ a random
+    two-syllable domain. The name, town and record number of a canary are fixed by its prefix and are
+    not part of the secret's randomness space |R| (Carlini et al. 2019).
+    """
+    gen = _Gen(rng)
+    if kind == "digits":
+        return format_digits_secret([rng.randrange(10) for _ in range(n_digits)])
+    if kind == "id_number":
+        letters = "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(2))
+        digits = "".join(str(rng.randrange(10)) for _ in range(8))
+        return f" {letters}-{digits[:4]}-{digits[4:]}."
+    if kind == "email":
+        if not email_user:
+            raise ValueError("an email secret needs the canary's user name")
+        user = f"{email_user}{rng.randrange(10, 100)}"
+        domain = gen.word(2) + gen.pick([".net", ".org", ".com"])
+        return f" {user}@{domain}."
+    raise ValueError(f"unknown canary kind {kind!r}; known: {', '.join(CANARY_KINDS)}")

@@ -27,7 +27,7 @@ class MemberConfig(BaseModel):
 
 class TrainConfig(BaseModel):
     seq_len: int = 128
-    batch_size: int = 16
+    batch_size: int = 8
     weight_decay: float = 0.01
     warmup_share: float = 0.05
     grad_clip: float = 1.0
@@ -47,7 +47,8 @@ def train_tokenizer(documents: Sequence[str], vocab_size: int, out_dir: Path) ->
     )
     tok.train_from_iterator(documents, trainer=trainer)
     fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
-        tokenizer_object=tok, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS)
+        tokenizer_object=tok, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(str(out_dir))
     return fast

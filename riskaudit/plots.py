@@ -1,0 +1,181 @@
+"""Plots of a report: one PNG per risk metric, metric vs training FLOPs across the family's members.
+
+Each panel shows the members' values with their 95% CI bars on a log FLOPs axis (parameters when FLOPs are
+unknown), the baseline, the OLS trend of the analysis mapped back to metric units, the abrupt step (shaded,
+only when the analysis flags it) and the first member clearly above baseline (Wei et al. 2022). A discrete
+metric is drawn next to its continuous companion (two panels). Uses matplotlib's Agg canvas directly (no
+pyplot, no global backend change); never prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from riskaudit.errors import RiskauditError
+from riskaudit.policy import find_metric, metric_keys, representative_members
+from riskaudit.probes.base import MetricResult
+from riskaudit.report import MemberReport, Report
+from riskaudit.scaling import MetricAnalysis
+
+__all__ = ["plot_filename", "plot_metric", "plot_report"]
+
+_SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+def plot_filename(probe: str, metric: str) -> str:
+    """``<probe>__<metric>.png``, with unsafe characters replaced and a short hash when anything was replaced."""
+    safe = _SAFE.sub("_", f"{probe}__{metric}").strip("_")
+    if safe != f"{probe}__{metric}":
+        safe += "-" + hashlib.sha1(f"{probe}/{metric}".encode()).hexdigest()[:6]
+    return safe + ".png"
+
+
+def _analysis(report: Report, probe: str, metric: str) -> MetricAnalysis | None:
+    if report.analysis is None:
+        return None
+    for a in report.analysis.metrics:
+        if a.metric == metric and a.probe in (probe, "") and a.axis == "members":
+            return a
+    return None
+
+
+def _points(report: Report, probe: str, metric: str) -> tuple[str, list[tuple[MemberReport, MetricResult]]]:
+    """The x axis ("flops" or "params") and the members with a value, smallest first."""
+    pts = []
+    for m in representative_members(report):
+        r = find_metric(m, probe, metric) if m.status == "ok" else None
+        if r is not None and r.value is not None:
+            pts.append((m, r))
+    if pts and all(m.flops is not None and m.flops > 0 for m, _ in pts):
+        return "flops", pts
+    if pts and all(m.params_total is not None and m.params_total > 0 for m, _ in pts):
+        return "params", pts
+    return "", []
+
+
+def _x(m: MemberReport, axis: str) -> float:
+    v = m.flops if axis == "flops" else m.params_total
+    assert v is not None  # _points checked it
+    return float(v)
+
+
+def _unorient(v: float, orientation: str, baseline: float, sign: float) -> float:
+    """Map an oriented value (larger = riskier) back to metric units."""
+    if orientation == "−y":
+        return -v
+    if orientation == "1 − y":
+        return 1.0 - v
+    if orientation.startswith("|"):
+        return baseline + sign * v
+    return v
+
+
+def _panel(ax: Axes, report: Report, probe: str, metric: str) -> bool:
+    axis, pts = _points(report, probe, metric)
+    if not pts:
+        ax.set_axis_off()
+        ax.set_title(f"{metric}\n(no value on a scale axis)", fontsize=9)
+        return False
+    proto = pts[0][1]
+    xs = [_x(m, axis) for m, _ in pts]
+    ys = [float(r.value) for _, r in pts if r.value is not None]
+    lo = [max(0.0, y - r.ci_low) if r.ci_low is not None else 0.0 for y, (_, r) in zip(ys, pts, strict=True)]
+    hi = [max(0.0, r.ci_high - y) if r.ci_high is not None else 0.0 for y, (_, r) in zip(ys, pts, strict=True)]
+    ax.set_xscale("log")
+    ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color="C0", ecolor="C0", capsize=3, label="member (95% CI)")
+    for x, y, (m, _) in zip(xs, ys, pts, strict=True):
+        ax.annotate(m.name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color="0.35")
+    ax.axhline(proto.baseline, color="0.5", linestyle=":", linewidth=1, label=f"baseline {proto.baseline:g}")
+
+    a = _analysis(report, probe, metric)
+    verdict = ""
+    if a is not None:
+        verdict = a.verdict
+        g = a.growth
+        if g is not None and g.slope is not None and a.x_axis == axis and len(a.x) >= 2 and len(a.x) == len(a.y):
+            mx, my = sum(a.x) / len(a.x), sum(a.y) / len(a.y)
+            mean_dev = sum(y - proto.baseline for y in ys)
+            sign = 1.0 if mean_dev >= 0 else -1.0
+            grid = [min(a.x) + (max(a.x) - min(a.x)) * i / 49 for i in range(50)]
+            line = [_unorient(my + g.slope * (x - mx), a.orientation, proto.baseline, sign) for x in grid]
+            ci = (
+                ""
+                if g.slope_ci_low is None or g.slope_ci_high is None
+                else f" [{g.slope_ci_low:+.2g}, {g.slope_ci_high:+.2g}]"
+            )
+            unit = "FLOPs" if axis == "flops" else "params"
+            label = f"OLS trend {g.slope:+.2g}{ci} per decade of {unit} (oriented)"
+            ax.plot([10**x for x in grid], line, color="C1", linewidth=1.5, label=label)
+        xmap = {m.name: _x(m, axis) for m, _ in pts}
+        pair = a.emergence.pair
+        if a.abruptness.abrupt and pair and pair[0] in xmap and pair[1] in xmap:
+            agree = "" if a.emergence.agreement is None else f", {a.emergence.agreement:.0%} agree"
+            way = "up" if (a.abruptness.net or 0.0) > 0 else "down"
+            ax.axvspan(
+                xmap[pair[0]], xmap[pair[1]], color="C3", alpha=0.15, label=f"abrupt step ({way} in risk{agree})"
+            )
+        wei = a.emergence.wei_member
+        if wei and wei in xmap:
+            ax.axvline(xmap[wei], color="C2", linestyle="--", linewidth=1, label=f"first CI above baseline: {wei}")
+    arrow = {
+        "higher_is_riskier": "↑ riskier",
+        "lower_is_riskier": "↓ riskier",
+        "two_sided": "riskier away from baseline",
+    }
+    ax.set_xlabel("training FLOPs (6·N·D)" if axis == "flops" else "parameters (FLOPs unknown)")
+    ax.set_ylabel(f"{metric} ({arrow[proto.direction]})", fontsize=8)
+    kind = proto.kind + (f", verdict: {verdict}" if verdict else "")
+    ax.set_title(f"{probe}/{metric}\n{kind}", fontsize=9)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=6, loc="best")
+    return True
+
+
+def plot_metric(report: Report, probe: str, metric: str, path: Path, dpi: int = 100) -> Path | None:
+    """Write one PNG for (probe, metric); two panels when it is discrete with a companion in the report.
+
+    Returns None (nothing written) when no member has a value on a scale axis.
+    """
+    _, pts = _points(report, probe, metric)
+    if not pts:
+        return None
+    proto = pts[0][1]
+    comp = proto.companion if proto.kind == "discrete" else None
+    if comp is not None and not _points(report, probe, comp)[1]:
+        comp = None
+    fig = Figure(figsize=(11.0 if comp else 6.0, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2 if comp else 1, squeeze=False)[0]
+    _panel(axes[0], report, probe, metric)
+    if comp:
+        _panel(axes[1], report, probe, comp)
+    fig.suptitle(f"{report.family.name}: {metric}" + (f" and its continuous companion {comp}" if comp else ""))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi, format="png")
+    except OSError as exc:
+        raise RiskauditError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def plot_report(report: Report, out_dir: Path, dpi: int = 100, breakdowns: bool = True) -> list[Path]:
+    """One PNG per (probe, metric) with a value, in ``out_dir``; returns the paths written.
+
+    ``breakdowns=False`` leaves out per-template / per-duplication metrics (names with ``[...]``).
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RiskauditError(f"--out {out_dir} is a file; give a directory for the plots")
+    paths = []
+    for probe, metric in metric_keys(report):
+        if not breakdowns and "[" in metric:
+            continue
+        p = plot_metric(report, probe, metric, out_dir / plot_filename(probe, metric), dpi)
+        if p is not None:
+            paths.append(p)
+    return paths

@@ -1,0 +1,203 @@
+"""Probe-file discovery and validation: the built-in definitions (top-level ``probes/``, shipped as
+``riskaudit.probe_data``) plus the user's ``--probe-dir`` directories.
+
+Every ``*.yaml`` / ``*.yml`` file is one probe definition with a top-level ``kind``. The bias kinds
+(``pronoun``, ``coreference``, ``minimal_pairs``, ``free_generation``) are validated and loaded here. Any
+other kind (e.g. ``memorization``) is *not* an error: it is listed with ``handled=False`` so that the caller
+can route it to the module that knows it (:func:`unhandled_probe_files`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from riskaudit.errors import ProbeError
+from riskaudit.occupations import Table
+from riskaudit.probes.base import Probe
+from riskaudit.probes.coref import CoreferenceProbe, CoreferenceSpec
+from riskaudit.probes.generation import FreeGenerationProbe, FreeGenerationSpec
+from riskaudit.probes.minimal_pairs import MinimalPairsProbe, MinimalPairsSpec
+from riskaudit.probes.pronoun import PronounProbe
+from riskaudit.probes.spec import PronounProbeSpec, SpecBase, parse_spec, read_yaml
+from riskaudit.resources import probe_data_dir
+
+_SUFFIXES = (".yaml", ".yml")
+
+
+def _pronoun(spec: SpecBase, table: Table | None) -> Probe:
+    assert isinstance(spec, PronounProbeSpec)
+    return PronounProbe.from_spec(spec, table)
+
+
+def _coref(spec: SpecBase, table: Table | None) -> Probe:
+    assert isinstance(spec, CoreferenceSpec)
+    return CoreferenceProbe.from_spec(spec, table)
+
+
+def _pairs(spec: SpecBase, table: Table | None) -> Probe:
+    assert isinstance(spec, MinimalPairsSpec)
+    return MinimalPairsProbe.from_spec(spec, table)
+
+
+def _generation(spec: SpecBase, table: Table | None) -> Probe:
+    assert isinstance(spec, FreeGenerationSpec)
+    return FreeGenerationProbe.from_spec(spec, table)
+
+
+# kind -> (spec model, probe factory)
+BIAS_KINDS: dict[str, tuple[type[SpecBase], Callable[[SpecBase, Table | None], Probe]]] = {
+    "pronoun": (PronounProbeSpec, _pronoun),
+    "coreference": (CoreferenceSpec, _coref),
+    "minimal_pairs": (MinimalPairsSpec, _pairs),
+    "free_generation": (FreeGenerationSpec, _generation),
+}
+
+
+class ProbeInfo(BaseModel):
+    """One probe definition file: what it is and whether this registry handles its kind."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    id: str
+    kind: str
+    version: int | None = None
+    description: str = ""
+    builtin: bool = False
+    handled: bool  # a bias kind, validated in full and loadable with load_bias_probes
+    content_hash: str | None = None  # sha256 of the canonical spec (handled kinds only)
+    n_templates: int | None = None  # templates / prompts (handled kinds only)
+
+
+def _n_templates(spec: SpecBase) -> int | None:
+    for attr in ("templates", "prompts"):
+        value = getattr(spec, attr, None)
+        if isinstance(value, list):
+            return len(value)
+    return None
+
+
+def _head(data: Any, source: str) -> tuple[str, str]:
+    """The ``id`` and ``kind`` of any probe file, checked just enough to list or route it (the full checks
+    of a bias kind follow in its spec model; other kinds are checked by their own module)."""
+    if not isinstance(data, dict):
+        raise ProbeError(f"{source}: (top level): expected a mapping, got {type(data).__name__}")
+    for key in ("kind", "id"):
+        if key not in data:
+            raise ProbeError(f"{source}: {key}: Field required")
+        if not isinstance(data[key], str) or not data[key].strip():
+            raise ProbeError(f"{source}: {key}: expected a non-empty string")
+    return data["id"], data["kind"]
+
+
+def _info(path: Path, builtin: bool) -> tuple[ProbeInfo, SpecBase | None]:
+    source = str(path)
+    data = read_yaml(path)
+    probe_id, kind = _head(data, source)
+    if kind not in BIAS_KINDS:
+        version = data.get("version")
+        description = data.get("description")
+        info = ProbeInfo(
+            path=path,
+            id=probe_id,
+            kind=kind,
+            version=version if isinstance(version, int) and not isinstance(version, bool) else None,
+            description=" ".join(description.split()) if isinstance(description, str) else "",
+            builtin=builtin,
+            handled=False,
+        )
+        return info, None
+    spec = parse_spec(BIAS_KINDS[kind][0], data, source)
+    info = ProbeInfo(
+        path=path,
+        id=spec.id,
+        kind=kind,
+        version=spec.version,
+        description=" ".join(spec.description.split()),
+        builtin=builtin,
+        handled=True,
+        content_hash=spec.content_hash(),
+        n_templates=_n_templates(spec),
+    )
+    return info, spec
+
+
+def validate_probe_file(path: str | Path) -> ProbeInfo:
+    """Validate one probe file. A bias kind is validated in full; another kind only for ``id`` and ``kind``
+    (``handled=False``: its own module must validate the rest). Problems raise a one-line ProbeError naming
+    the file, the field and the problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise ProbeError(f"{p}: no such probe file")
+    return _info(p, builtin=_is_builtin(p))[0]
+
+
+def _is_builtin(path: Path) -> bool:
+    try:
+        return path.resolve().parent == probe_data_dir().resolve()
+    except OSError:
+        return False
+
+
+def probe_files(probe_dirs: Iterable[str | Path] = ()) -> list[tuple[Path, bool]]:
+    """(file, is built-in) for the built-in directory, then each user directory, files sorted by name."""
+    dirs: list[tuple[Path, bool]] = [(probe_data_dir(), True)]
+    for d in probe_dirs:
+        p = Path(d).expanduser()
+        if not p.is_dir():
+            raise ProbeError(f"probe directory {p} does not exist or is not a directory")
+        dirs.append((p, False))
+    out: list[tuple[Path, bool]] = []
+    seen: set[Path] = set()
+    for d, builtin in dirs:
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() in _SUFFIXES and f.is_file() and f.resolve() not in seen:
+                seen.add(f.resolve())
+                out.append((f, builtin))
+    return out
+
+
+def _discover(probe_dirs: Iterable[str | Path]) -> list[tuple[ProbeInfo, SpecBase | None]]:
+    """Built-in files first (bias kinds in the order of BIAS_KINDS, then other kinds), then user files."""
+    rank = {kind: i for i, kind in enumerate(BIAS_KINDS)}
+    found = sorted(
+        (_info(f, builtin) for f, builtin in probe_files(probe_dirs)),
+        key=lambda pair: (not pair[0].builtin, rank.get(pair[0].kind, len(rank))),
+    )
+    first: dict[str, Path] = {}
+    for info, _ in found:
+        if info.id in first:
+            raise ProbeError(f"{info.path}: id: probe id {info.id!r} is already defined in {first[info.id]}")
+        first[info.id] = info.path
+    return found
+
+
+def list_probe_files(probe_dirs: Iterable[str | Path] = ()) -> list[ProbeInfo]:
+    """Every probe file (built-in first, then ``probe_dirs``), validated; duplicate ids are an error."""
+    return [info for info, _ in _discover(probe_dirs)]
+
+
+def unhandled_probe_files(probe_dirs: Iterable[str | Path] = ()) -> list[ProbeInfo]:
+    """The probe files whose kind is not a bias kind (e.g. ``memorization``), for the caller to route."""
+    return [info for info in list_probe_files(probe_dirs) if not info.handled]
+
+
+def load_bias_probes(probe_dirs: Iterable[str | Path] = (), occupation_table: Table | None = None) -> list[Probe]:
+    """Runnable probes for every bias-kind file (built-in first, then ``probe_dirs``).
+
+    ``occupation_table`` (``bls2015`` / ``bls2022``) overrides each file's ``settings.occupation_table``;
+    occupations without a figure in the chosen table are skipped with a note in each probe's result.
+    Files of other kinds are skipped here (see :func:`unhandled_probe_files`).
+    """
+    if occupation_table is not None and occupation_table not in ("bls2015", "bls2022"):
+        raise ProbeError(f"unknown occupation table {occupation_table!r} (known: bls2015, bls2022)")
+    return [BIAS_KINDS[info.kind][1](spec, occupation_table) for info, spec in _discover(probe_dirs) if spec]
+
+
+def bias_kinds() -> Sequence[str]:
+    """The probe kinds this registry validates and loads."""
+    return tuple(BIAS_KINDS)
