@@ -39,33 +39,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from riskaudit import stats
-from riskaudit.errors import ProbeError
 from riskaudit.models.base import ModelHandle
-from riskaudit.occupations import Occupation, Table
+from riskaudit.occupations import Occupation
 from riskaudit.probes.base import ItemRecord, ProbeResult, ProgressFn
+from riskaudit.probes.common import (
+    AttrValue,
+    OccupationItem,
+    OccupationProbeBase,
+    per_template_note,
+    stereotype_clusters,
+)
 from riskaudit.probes.spec import (
     PLACEHOLDERS,
     Gender,
-    OccupationProbeBase,
-    SpecBase,
-    _Strict,
-    check_id,
-    check_template_text,
+    TemplateBase,
+    UniqueIdsSpec,
     field_error,
+    is_plain_fill,
     load_spec,
     noun_values,
-    score_pairs,
     split_template,
     stereotype_gender,
-    unique_ids,
 )
-from riskaudit.resources import probe_data_dir
 
 SPEC_FILE = "minimal_pairs.yaml"
 
@@ -78,43 +79,35 @@ PAIR_PLACEHOLDERS: tuple[str, ...] = (*PLACEHOLDERS, "gendered")
 
 
 def default_spec_path() -> Path:
-    return probe_data_dir() / SPEC_FILE
+    return MinimalPairsProbe.default_spec_path()
 
 
-class PairTemplate(_Strict):
+class PairTemplate(TemplateBase):
     """A sentence with one ``{gendered}`` slot (filled with ``female`` or ``male``) and the occupation after it."""
 
-    id: str
-    text: str
+    placeholders: ClassVar[tuple[str, ...]] = PAIR_PLACEHOLDERS
+
     female: str
     male: str
     note: str = ""
 
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, v: str) -> str:
-        return check_id(v, "template id")
-
     @field_validator("female", "male")
     @classmethod
     def _check_word(cls, v: str) -> str:
-        if not v.strip() or v != v.strip() or "{" in v or "}" in v:
+        if not is_plain_fill(v):
             raise ValueError(f"gendered word {v!r} must be non-empty, without surrounding spaces or braces")
         return v
 
-    @field_validator("text")
     @classmethod
-    def _check_text(cls, v: str) -> str:
-        names = check_template_text(v, PAIR_PLACEHOLDERS)
+    def check_names(cls, text: str, names: list[str]) -> None:
         if names.count("gendered") != 1:
-            raise ValueError(f"template {v!r} needs exactly one {{gendered}} slot")
+            raise ValueError(f"template {text!r} needs exactly one {{gendered}} slot")
         g = names.index("gendered")
         if not any(n in PLACEHOLDERS for n in names[g + 1 :]):
             raise ValueError(
-                f"template {v!r} must mention the occupation after {{gendered}}: with causal scoring only the "
+                f"template {text!r} must mention the occupation after {{gendered}}: with causal scoring only the "
                 "shared tokens after the gendered word differ between the two sentences"
             )
-        return v
 
     @model_validator(mode="after")
     def _differ(self) -> PairTemplate:
@@ -126,16 +119,11 @@ class PairTemplate(_Strict):
         return self.female if gender == "female" else self.male
 
 
-class MinimalPairsSpec(SpecBase):
+class MinimalPairsSpec(UniqueIdsSpec):
     """A CrowS-style minimal-pair probe definition."""
 
     kind: Literal["minimal_pairs"] = "minimal_pairs"
     templates: list[PairTemplate] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _check_templates(self) -> MinimalPairsSpec:
-        unique_ids([t.id for t in self.templates], "templates")
-        return self
 
 
 def load_minimal_pairs_spec(path: str | Path) -> MinimalPairsSpec:
@@ -143,18 +131,12 @@ def load_minimal_pairs_spec(path: str | Path) -> MinimalPairsSpec:
 
 
 @dataclass(frozen=True)
-class PairItem:
+class PairItem(OccupationItem[PairTemplate]):
     """One (occupation, template) pair: the text before and after the gendered word."""
 
-    occupation: Occupation
-    template: PairTemplate
     before: str  # "" when the gendered word opens the sentence
     after: str  # the shared rest, scored
     stereotype: Gender | None
-
-    @property
-    def item_id(self) -> str:
-        return f"{self.occupation.name}|{self.template.id}"
 
     def sentence(self, gender: Gender) -> str:
         return self.before + self.template.word(gender) + self.after
@@ -175,13 +157,8 @@ def make_item(occupation: Occupation, template: PairTemplate) -> PairItem:
 class MinimalPairsProbe(OccupationProbeBase[MinimalPairsSpec]):
     """The minimal-pair probe over a list of occupations (implements the ``Probe`` protocol)."""
 
-    @classmethod
-    def from_spec(cls, spec: MinimalPairsSpec, table: Table | None = None) -> MinimalPairsProbe:
-        return cls(spec, *cls.table_occupations(spec, table))
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, table: Table | None = None) -> MinimalPairsProbe:
-        return cls.from_spec(load_minimal_pairs_spec(path or default_spec_path()), table)
+    spec_type = MinimalPairsSpec
+    spec_file = SPEC_FILE
 
     def items(self) -> list[PairItem]:
         """All (occupation, template) pairs, occupation-major."""
@@ -195,9 +172,7 @@ class MinimalPairsProbe(OccupationProbeBase[MinimalPairsSpec]):
         for it in items:
             f, m = it.template.female, it.template.male
             pairs += [(it.before + f, it.after), (it.before + m, it.after), (it.before, f), (it.before, m)]
-        if progress is not None:
-            progress(0, len(items))
-        logprob, n_tokens = score_pairs(model, pairs, self.id)
+        logprob, n_tokens = self.score(model, pairs, len(items), progress)
         ll, n_tok = logprob.reshape(-1, 4), n_tokens.reshape(-1, 4)
         # female-minus-male, then oriented stereotypical-minus-anti (NaN where there is no stereotype)
         shared_fm = ll[:, 0] - ll[:, 1]
@@ -219,38 +194,22 @@ class MinimalPairsProbe(OccupationProbeBase[MinimalPairsSpec]):
                 "prefers_stereotype": prefers[k],
                 "n_shared_tokens": float(n_tok[k, 0]),
             }
-            records.append(
-                ItemRecord(
-                    probe=self.id,
-                    item_id=it.item_id,
-                    attrs={
-                        "occupation": it.occupation.name,
-                        "template_id": it.template.id,
-                        "stereotype": it.stereotype or "none",
-                        "pct_female": it.occupation.pct_female,
-                        "sentence_female": it.sentence("female"),
-                        "sentence_male": it.sentence("male"),
-                    },
-                    values={key: float(v) for key, v in values.items() if np.isfinite(v)},
-                )
-            )
-        if progress is not None:
-            progress(len(items), len(items))
-        collected = compute_metrics(
-            items,
-            prefers,
-            margin,
-            n_resamples=self.spec.settings.bootstrap_resamples,
-            seed=self.spec.settings.seed,
-            alpha=self.spec.settings.alpha,
-        )
-        notes = collected.notes
+            attrs: dict[str, AttrValue] = {
+                "occupation": it.occupation.name,
+                "template_id": it.template.id,
+                "stereotype": it.stereotype or "none",
+                "pct_female": it.occupation.pct_female,
+                "sentence_female": it.sentence("female"),
+                "sentence_male": it.sentence("male"),
+            }
+            records.append(self.record(it.item_id, attrs, values))
+        collected = compute_metrics(items, prefers, margin, **self.bootstrap())
         n_bad = int(sum(1 for k, it in enumerate(items) if it.stereotype and not np.isfinite(margin[k])))
-        if n_bad:
-            notes.insert(0, f"{n_bad} pairs had a non-finite log-likelihood and were left out")
+        bad = [f"{n_bad} pairs had a non-finite log-likelihood and were left out"] if n_bad else []
+        last: list[str] = []
         mismatch = int((n_tok[:, 0] != n_tok[:, 1]).sum())
         if mismatch:
-            notes.append(
+            last.append(
                 f"{mismatch} pairs tokenize the shared rest differently after the two gendered words; "
                 "their shared tokens are scored as each sentence tokenizes them"
             )
@@ -258,25 +217,20 @@ class MinimalPairsProbe(OccupationProbeBase[MinimalPairsSpec]):
         if ok.any():
             p_full = float(np.mean(np.where(full[ok] > 0, 1.0, np.where(full[ok] < 0, 0.0, 0.5))))
             p_shared = float(np.nanmean(prefers[ok]))
-            notes.append(
+            last.append(
                 f"for comparison only: scored on the whole sentence (gendered word included, as "
                 f"lm-evaluation-harness does), the stereotypical sentence would be preferred in {p_full:.1%} "
                 f"of pairs, vs {p_shared:.1%} on the shared tokens"
             )
-        per_tpl = []
-        for tid in dict.fromkeys(it.template.id for it in items):
-            sel = np.array([it.template.id == tid for it in items]) & np.isfinite(prefers)
-            if sel.any():
-                per_tpl.append(f"{tid} {np.mean(prefers[sel]):.2f}")
-        notes.append("stereotype preference per template: " + (", ".join(per_tpl) or "none defined"))
-        return ProbeResult(
-            probe_id=self.id,
-            probe_hash=self.content_hash(),
-            metrics=collected.metrics,
-            records=records,
-            notes=[*self.notes, *notes],
-            replicates=collected.replicates,
+        last.append(
+            per_template_note(
+                "stereotype preference per template",
+                items,
+                np.isfinite(prefers),
+                lambda sel: f"{np.mean(prefers[sel]):.2f}" if sel.any() else None,
+            )
         )
+        return self.result(collected, records, first=bad, last=last)
 
 
 def compute_metrics(
@@ -290,19 +244,18 @@ def compute_metrics(
 ) -> stats.MetricCollector:
     """Preference share p, |p − 0.5| and the margin companions, with a bootstrap over occupations."""
     out = stats.MetricCollector(n_resamples, alpha)
-    usable = [k for k, it in enumerate(items) if it.stereotype is not None and np.isfinite(margin[k])]
-    names = list(dict.fromkeys(items[k].occupation.name for k in usable))
-    if not names:
-        raise ProbeError("minimal pairs: no usable pair (no occupation with a majority gender, or no finite scores)")
-    n_none = len({it.occupation.name for it in items if it.stereotype is None})
-    if n_none:
-        out.notes.append(f"left out {n_none} occupations at exactly 50% female (no stereotypical gender)")
-    unit = np.array([names.index(items[k].occupation.name) for k in usable], dtype=np.intp)
-    n_units = len(names)
-    counts = np.bincount(unit, minlength=n_units).astype(np.float64)
-    k_pref = np.bincount(unit, weights=prefers[usable], minlength=n_units)
-    s_margin = np.bincount(unit, weights=margin[usable], minlength=n_units)
-    idx = stats.bootstrap_indices(n_units, n_resamples, seed)
+    clusters = stereotype_clusters(
+        items,
+        [it.stereotype is not None for it in items],
+        margin,
+        out.notes,
+        "minimal pairs: no usable pair (no occupation with a majority gender, or no finite scores)",
+    )
+    usable = clusters.usable
+    counts = clusters.totals(np.ones(len(usable)))
+    k_pref = clusters.totals(prefers[usable])
+    s_margin = clusters.totals(margin[usable])
+    idx = stats.bootstrap_indices(clusters.n_units, n_resamples, seed)
     p, r_p = stats.ratio(k_pref, counts), stats.ratio_replicates(k_pref, counts, idx)
     m, r_m = stats.ratio(s_margin, counts), stats.ratio_replicates(s_margin, counts, idx)
     n = len(usable)

@@ -1,5 +1,6 @@
-"""Probe definitions (YAML in ``probes/``): shared strict pydantic building blocks, the pronoun spec, a
-YAML loader, content hashes, and the plumbing shared by the occupation-based probes.
+"""Probe definitions (YAML in ``probes/``): shared strict pydantic building blocks (template and spec
+bases), the pronoun spec, a YAML loader and content hashes. The run-time plumbing shared by the
+occupation-based probes is in :mod:`riskaudit.probes.common`.
 
 Any malformed file raises :class:`~riskaudit.errors.ProbeError` with one line naming the file, the
 field (``templates[2].text``) and the problem.
@@ -13,17 +14,14 @@ import re
 import string
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
-import numpy as np
-import numpy.typing as npt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from riskaudit.errors import ProbeError
-from riskaudit.models.base import ModelHandle
-from riskaudit.occupations import Occupation, Table, load_occupations
+from riskaudit.occupations import Table
 
 # {occupation} -> "nurse"; {a_occupation} -> "a nurse" / "an engineer"; {A_occupation} -> "A nurse".
 PLACEHOLDERS: tuple[str, ...] = ("occupation", "a_occupation", "A_occupation")
@@ -80,6 +78,11 @@ def check_template_text(text: str, allowed: Iterable[str]) -> list[str]:
     if not set(names) & set(PLACEHOLDERS):
         raise ValueError(f"template {text!r} has no occupation placeholder")
     return names
+
+
+def is_plain_fill(v: str) -> bool:
+    """Whether ``v`` may be filled into a template as is: non-empty, no surrounding whitespace, no braces."""
+    return bool(v.strip()) and v == v.strip() and "{" not in v and "}" not in v
 
 
 def split_template(text: str, name: str) -> tuple[str, str]:
@@ -141,15 +144,50 @@ class PronounSets(_Strict):
         return forms
 
 
-class Template(_Strict):
+class TemplateBase(_Strict):
+    """What every template kind shares: an ``id`` and a ``text`` whose placeholders are checked.
+
+    A kind sets ``placeholders`` (the names its text may use) and adds its own checks of the placeholders
+    in :meth:`check_names`; ``id_label`` names the id in error messages.
+    """
+
+    id_label: ClassVar[str] = "template id"
+    placeholders: ClassVar[tuple[str, ...]] = PLACEHOLDERS
+
+    id: str
+    text: str
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, v: str) -> str:
+        return check_id(v, cls.id_label)
+
+    @field_validator("text")
+    @classmethod
+    def _check_text(cls, v: str) -> str:
+        cls.check_names(v, check_template_text(v, cls.placeholders))
+        return v
+
+    @classmethod
+    def check_names(cls, text: str, names: list[str]) -> None:
+        """Kind-specific checks of the placeholders ``names`` of ``text`` (raise ValueError); none by default."""
+
+
+class OccupationTemplate(TemplateBase):
+    """A template whose only placeholders are the occupation's."""
+
+    def render(self, occupation: str) -> str:
+        """The text for one occupation."""
+        return self.text.format(**noun_values(occupation))
+
+
+class Template(OccupationTemplate):
     """A context the pronoun continues; ``slot`` names the grammatical form(s) that may come next.
 
     A slot may list several forms where several are grammatical (after "told", both "told her/him"
     and "told her/his ..." fit; "her" serves both, so the male side must sum "him" and "his").
     """
 
-    id: str
-    text: str
     slot: tuple[str, ...] = Field(min_length=1)
     note: str = ""  # the shape: where the pronoun falls relative to the occupation
 
@@ -157,21 +195,6 @@ class Template(_Strict):
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
         return (v,) if isinstance(v, str) else v
-
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, v: str) -> str:
-        return check_id(v, "template id")
-
-    @field_validator("text")
-    @classmethod
-    def _check_text(cls, v: str) -> str:
-        check_template_text(v, PLACEHOLDERS)
-        return v
-
-    def render(self, occupation: str) -> str:
-        """The context for one occupation."""
-        return self.text.format(**noun_values(occupation))
 
 
 class ProbeSettings(_Strict):
@@ -211,6 +234,18 @@ def unique_ids(ids: Sequence[str], field: str) -> None:
         if tid in seen:
             raise _field_error(f"{field}[{i}].id", f"duplicate id {tid!r}")
         seen.add(tid)
+
+
+class UniqueIdsSpec(SpecBase):
+    """A spec whose lists named in ``id_lists`` hold items (templates, prompts) with unique ids."""
+
+    id_lists: ClassVar[tuple[str, ...]] = ("templates",)
+
+    @model_validator(mode="after")
+    def _check_unique_ids(self) -> Self:
+        for field in self.id_lists:
+            unique_ids([item.id for item in getattr(self, field)], field)
+        return self
 
 
 class PronounProbeSpec(SpecBase):
@@ -339,54 +374,3 @@ def parse_probe_spec(data: Any, source: str) -> PronounProbeSpec:
 def load_probe_spec(path: str | Path) -> PronounProbeSpec:
     """Read and validate a pronoun probe YAML file; any problem is a one-line :class:`ProbeError`."""
     return load_spec(PronounProbeSpec, path)
-
-
-# --------------------------------------------------------------------------------------------- occupation probes
-
-
-class OccupationProbeBase(Generic[SpecT]):
-    """A probe over a spec and a list of occupations with their % female (shared by the bias probes)."""
-
-    def __init__(self, spec: SpecT, occupations: Sequence[Occupation], notes: Sequence[str] = ()) -> None:
-        if not occupations:
-            raise ProbeError(f"probe {spec.id}: no occupations to score")
-        names = [o.name for o in occupations]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ProbeError(f"probe {spec.id}: duplicate occupations: {', '.join(dupes)}")
-        self.spec: SpecT = spec
-        self.id: str = spec.id
-        self.occupations: list[Occupation] = list(occupations)
-        self.notes: list[str] = list(notes)
-
-    @staticmethod
-    def table_occupations(spec: SpecBase, table: Table | None = None) -> tuple[list[Occupation], list[str]]:
-        """The built-in occupations of ``table`` (default: the spec's ``settings.occupation_table``)."""
-        return load_occupations(table or spec.settings.occupation_table)
-
-    def content_hash(self) -> str:
-        """sha256 of the canonical JSON of the spec plus the scored occupations and their % female."""
-        payload = {
-            "spec": json.loads(self.spec.canonical_json()),
-            "occupations": [[o.name, o.pct_female] for o in self.occupations],
-        }
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def score_pairs(
-    model: ModelHandle, pairs: Sequence[tuple[str, str]], probe_id: str
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    """log P(continuation | context) and the continuation's token count for every pair, from ONE
-    ``model.loglikelihood`` call over the distinct pairs (repeated pairs are scored once)."""
-    distinct = list(dict.fromkeys(pairs))
-    results = model.loglikelihood(distinct)
-    if len(results) != len(distinct):
-        raise ProbeError(
-            f"probe {probe_id}: model {model.name!r} returned {len(results)} log-likelihoods for {len(distinct)} pairs"
-        )
-    where = {pair: k for k, pair in enumerate(distinct)}
-    pos = np.array([where[p] for p in pairs], dtype=np.intp)
-    logprob = np.array([r.logprob for r in results], dtype=np.float64)
-    n_tokens = np.array([r.n_tokens for r in results], dtype=np.int64)
-    return logprob[pos], n_tokens[pos]
