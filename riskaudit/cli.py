@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -165,6 +166,18 @@ def scan(
             help="Put extracted training text in the per-item records (default: hashes, lengths and positions only).",
         ),
     ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="Directory of the result store (default: the user cache dir, or $RISKAUDIT_CACHE_DIR); "
+            "units already computed for the same weights, dtype, probe and options are reused.",
+            show_default=False,
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Compute everything; neither read nor write the result store.")
+    ] = False,
 ) -> None:
     """Audit every member of a family and write a JSON report."""
     from riskaudit.families import load_family
@@ -173,6 +186,7 @@ def scan(
     from riskaudit.render import ScanProgress
     from riskaudit.report import write_report
     from riskaudit.scan import ProbeOptions, ScanOptions, build_probes, run_scan
+    from riskaudit.store import ResultStore, store_path
 
     if dtype not in DTYPES:
         raise RiskauditError(f"unknown --dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
@@ -219,11 +233,15 @@ def scan(
             include_text=include_text,
         ),
     )
-    if quiet:
-        report, rows = run_scan(fam, options, probes=probes)
-    else:
-        with ScanProgress(err_console, len(fam.members)) as progress:
-            report, rows = run_scan(fam, options, probes=probes, events=progress)
+    if no_cache and cache_dir is not None:
+        raise RiskauditError("--no-cache and --cache-dir cannot be used together")
+    with contextlib.ExitStack() as stack:
+        store = None if no_cache else stack.enter_context(ResultStore(store_path(cache_dir)))
+        if quiet:
+            report, rows = run_scan(fam, options, probes=probes, store=store)
+        else:
+            with ScanProgress(err_console, len(fam.members)) as progress:
+                report, rows = run_scan(fam, options, probes=probes, events=progress, store=store)
     report = write_report(report, out_path, rows)
     _print_report(report, detail=False)
     if plots:

@@ -33,6 +33,7 @@ from riskaudit.report import (
     utc_now,
 )
 from riskaudit.scaling import AnalysisConfig, analyze_family
+from riskaudit.store import ModelInfo, ResultStore, UnitKey, is_pinned, unit_options_hash
 
 OccupationTable = Literal["bls2015", "bls2022"]
 
@@ -112,29 +113,97 @@ class MemberRun(BaseModel):
     seconds: dict[str, float] = {}
 
 
+def _unit_keys(
+    member: ModelSpec, probes: Sequence[Probe], options: ScanOptions, weights_hash: str
+) -> dict[str, UnitKey]:
+    opts = unit_options_hash(options.load, options.seed)
+    return {
+        p.id: UnitKey(
+            model_id=member.source,
+            revision=member.revision,
+            weights_hash=weights_hash,
+            dtype=options.load.dtype,
+            probe_id=p.id,
+            probe_hash=p.content_hash(),
+            unit_options_hash=opts,
+        )
+        for p in probes
+    }
+
+
 def scan_member(
-    family: Family, member: ModelSpec, probes: Sequence[Probe], options: ScanOptions, events: ScanEvents
+    family: Family,
+    member: ModelSpec,
+    probes: Sequence[Probe],
+    options: ScanOptions,
+    events: ScanEvents,
+    store: ResultStore | None = None,
 ) -> MemberRun:
-    """Load one member, run every probe on it, free it."""
+    """Load one member, run every probe on it, free it.
+
+    With a ``store``: units already stored for exactly these weights, dtype, probe and options are taken
+    from it (the member is not even loaded when every unit and its parameter counts are stored); each
+    newly computed unit is stored as soon as its probe returns, raw, before any family-level finalization.
+    """
     t0 = time.perf_counter()
     torch.manual_seed(options.seed)
     results: dict[str, ProbeResult] = {}
     seconds: dict[str, float] = {}
-    with load_model(member.source, member.revision, options.load, name=member.name) as model:
-        load_s = time.perf_counter() - t0
-        counted = member.params_total is None
-        params_total = member.params_total if member.params_total is not None else model.n_params_total
-        params_nonemb = (
-            member.params_nonembedding if member.params_nonembedding is not None else model.n_params_nonembedding
-        )
-        for probe in probes:
-            tp = time.perf_counter()
+    fp = ""
+    keys: dict[str, UnitKey] = {}
+    info: ModelInfo | None = None
+    if store is not None:
+        fp = store.weights_fingerprint(member.source, member.revision)
+        keys = _unit_keys(member, probes, options, fp)
+        if is_pinned(fp):
+            for probe in probes:
+                hit = store.get(keys[probe.id])
+                if hit is not None:
+                    results[probe.id] = hit
+                    seconds[probe.id] = 0.0
+            info = store.get_model_info(keys[probes[0].id].model) if probes else None
+    counted = member.params_total is None
+    params_total = member.params_total
+    params_nonemb = member.params_nonembedding
+    load_s = 0.0
+    need_counts = params_total is None or params_nonemb is None
+    if len(results) < len(probes) or (need_counts and info is None):
+        with load_model(member.source, member.revision, options.load, name=member.name) as model:
+            load_s = time.perf_counter() - t0
+            if params_total is None:
+                params_total = model.n_params_total
+            if params_nonemb is None:
+                params_nonemb = model.n_params_nonembedding
+            if store is not None:
+                after = store.weights_fingerprint(member.source, member.revision)
+                if after != fp:  # the loaded weights are not the ones looked up: trust nothing cached
+                    results.clear()
+                    seconds.clear()
+                    fp, keys = after, _unit_keys(member, probes, options, after)
+                if is_pinned(fp) and probes:
+                    store.put_model_info(
+                        keys[probes[0].id].model,
+                        ModelInfo(params_total=model.n_params_total, params_nonembedding=model.n_params_nonembedding),
+                    )
+            for probe in probes:
+                if probe.id in results:
+                    continue
+                tp = time.perf_counter()
 
-            def progress(done: int, total: int, _pid: str = probe.id) -> None:
-                events.probe_progress(member, _pid, done, total)
+                def progress(done: int, total: int, _pid: str = probe.id) -> None:
+                    events.probe_progress(member, _pid, done, total)
 
-            results[probe.id] = probe.run(model, progress=progress)
-            seconds[probe.id] = round(time.perf_counter() - tp, 3)
+                results[probe.id] = probe.run(model, progress=progress)
+                seconds[probe.id] = round(time.perf_counter() - tp, 3)
+                if store is not None and is_pinned(fp):
+                    store.put(keys[probe.id], results[probe.id], seconds=seconds[probe.id])
+    else:
+        assert info is not None or not need_counts
+        if params_total is None and info is not None:
+            params_total = info.params_total
+        if params_nonemb is None and info is not None:
+            params_nonemb = info.params_nonembedding
+    results = {p.id: results[p.id] for p in probes}  # scan order, whatever came from the store
     spec = member.model_copy(update={"params_total": params_total, "params_nonembedding": params_nonemb})
     report = MemberReport(
         name=member.name,
@@ -173,6 +242,7 @@ def run_scan(
     options: ScanOptions | None = None,
     probes: Sequence[Probe] | None = None,
     events: ScanEvents | None = None,
+    store: ResultStore | None = None,
 ) -> tuple[Report, list[SidecarRow]]:
     """Scan every member of ``family`` with ``probes`` (default: the built-in probes)."""
     opts = options or ScanOptions()
@@ -188,7 +258,7 @@ def run_scan(
     for i, member in enumerate(family.members):
         ev.member_start(i, n, member)
         try:
-            run = scan_member(family, member, probe_list, opts, ev)
+            run = scan_member(family, member, probe_list, opts, ev, store)
         except ModelLoadError as exc:
             if not opts.keep_going:
                 raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -15,7 +16,16 @@ REPO = Path(__file__).resolve().parent.parent
 def run_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    # Each call gets its own empty result store unless the test passes --cache-dir / RISKAUDIT_CACHE_DIR:
+    # a test must never be served results cached by another test.
+    cache = tempfile.mkdtemp(prefix="riskaudit-test-cache-")
+    full_env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "RISKAUDIT_CACHE_DIR": cache,
+        **(env or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", "riskaudit", *args],
         capture_output=True,

@@ -169,3 +169,31 @@ def test_report_read_refuses_tampering(tmp_path: Path) -> None:
     side.write_text(side.read_text() + "\n")
     with pytest.raises(RiskauditError, match="sha256"):
         read_report(out)
+
+
+def test_rescan_is_served_by_the_store_and_changed_weights_recompute(tmp_path: Path) -> None:
+    toml = _tiny_family(tmp_path)
+    cache = tmp_path / "cache"
+    outs = [tmp_path / f"r{i}.json" for i in range(4)]
+
+    def scan(i: int, *extra: str) -> None:
+        proc = run_cli("scan", "--family", str(toml), "--out", str(outs[i]), "-q", "--cache-dir", str(cache), *extra)
+        assert proc.returncode == 0, proc.stderr
+
+    scan(0)
+    scan(1)
+    cold, warm = read_report(outs[0]), read_report(outs[1])
+    assert all(m.load_seconds > 0 for m in cold.members)
+    assert all(m.load_seconds == 0 for m in warm.members)  # nothing loaded: every unit came from the store
+    for a, b in zip(cold.members, warm.members, strict=True):
+        assert [p.metrics for p in a.probes] == [p.metrics for p in b.probes]
+    assert (tmp_path / outs[0].name.replace(".json", ".items.jsonl")).read_bytes() == (
+        tmp_path / outs[1].name.replace(".json", ".items.jsonl")
+    ).read_bytes()
+    scan(2, "--dtype", "bfloat16")  # another dtype is another unit
+    assert all(m.load_seconds > 0 for m in read_report(outs[2]).members)
+    # new weights at the same path are recomputed, the untouched member is still served from the store
+    build_tiny_model(tmp_path / "models", seed=7, hidden=16, layers=1, heads=2, name="small")
+    scan(3)
+    new = read_report(outs[3])
+    assert new.members[0].load_seconds > 0 and new.members[1].load_seconds == 0
