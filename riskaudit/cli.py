@@ -119,7 +119,9 @@ def scan(
     ] = None,
     dtype: Annotated[str, typer.Option(help="float32 | float16 | bfloat16.")] = "float32",
     device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N | mps | auto.")] = "cpu",
-    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per forward pass.")] = 32,
+    batch_size: Annotated[
+        int, typer.Option(min=0, help="Sequences per forward pass (0 = automatic: the largest that fits).")
+    ] = 32,
     seed: Annotated[int, typer.Option(help="Seed for sampling and bootstrap.")] = 0,
     occupations: Annotated[str, typer.Option(help="Occupation table: bls2015 | bls2022.")] = "bls2015",
     allow_pickle: Annotated[

@@ -54,7 +54,7 @@ class ParamCounts:
 class LoadOptions(BaseModel):
     dtype: str = "float32"  # float32 | float16 | bfloat16
     device: str = "cpu"  # cpu | cuda | cuda:N | mps | auto
-    batch_size: int = 16
+    batch_size: int | None = 16  # 0 or None: automatic (largest that fits, found once per model)
     allow_pickle: bool = False  # load .bin/.pt pickled weights (unsafe: runs code on load)
     trust_remote_code: bool = False  # run the model repository's own Python code
     max_length: int | None = None  # default: the model's context length

@@ -77,8 +77,8 @@ def load_model(source: str, revision: str | None, options: LoadOptions, name: st
     )
     if options.dtype not in _TORCH_DTYPES:
         raise ModelLoadError(f"{label}: unknown dtype {options.dtype!r}; use one of {', '.join(DTYPES)}")
-    if options.batch_size < 1:
-        raise ModelLoadError(f"{label}: batch size must be at least 1 (got {options.batch_size})")
+    if options.batch_size is not None and options.batch_size < 0:
+        raise ModelLoadError(f"{label}: batch size must be at least 1, or 0 for automatic (got {options.batch_size})")
     if options.max_length is not None and options.max_length < 2:
         raise ModelLoadError(f"{label}: max length must be at least 2 (got {options.max_length})")
     device = _resolve_device(options.device, label)
@@ -431,6 +431,58 @@ def _context_length(config: Any, tokenizer: Any) -> int:
     return _FALLBACK_CONTEXT
 
 
+AUTO_BATCH_CAP = 256
+_CPU_MEMORY_FRACTION = 0.25  # share of the available RAM that one batch's activations may use
+
+
+def _floor_pow2(n: int) -> int:
+    """The largest power of two ≤ ``n`` (1 for n < 1)."""
+    return 1 << (max(1, n).bit_length() - 1)
+
+
+def _activation_bytes_per_token(hidden: int, layers: int, vocab: int) -> int:
+    """Rough float32 activation footprint of one token in a forward pass: hidden states of every layer
+    (attention and MLP intermediates, ~16 × hidden per layer) plus the logits row (twice: logits and the
+    float32 log-softmax taken while scoring)."""
+    return (hidden * layers * 16 + 2 * vocab) * 4
+
+
+def _cpu_auto_batch_size(
+    max_len: int,
+    *,
+    hidden: int,
+    layers: int,
+    vocab: int,
+    available_bytes: int,
+    cap: int = AUTO_BATCH_CAP,
+    fraction: float = _CPU_MEMORY_FRACTION,
+) -> int:
+    """The largest power of two ≤ ``cap`` whose activations for ``max_len`` tokens per sequence fit in
+    ``fraction`` of ``available_bytes`` (at least 1)."""
+    per_seq = max(1, max_len) * _activation_bytes_per_token(hidden, layers, vocab)
+    fits = int(available_bytes * fraction) // per_seq
+    return min(_floor_pow2(cap), _floor_pow2(fits))
+
+
+def _available_ram_bytes() -> int:
+    """Available physical memory from ``os.sysconf`` (no psutil); a conservative 2 GiB when unknown."""
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES")
+        page = os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2 << 30
+    if pages <= 0 or page <= 0:
+        return 2 << 30
+    return int(pages) * int(page)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
 def _sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
     """Indices sorted by length (longest first; ties keep input order), cut into batches."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
@@ -446,7 +498,10 @@ class HFModel:
         self._model: Any = model
         self._tokenizer: Any = tokenizer
         self._device = device
-        self._batch_size = options.batch_size
+        self._fixed_batch_size: int | None = options.batch_size or None  # None: automatic
+        self._auto_batch: tuple[int, int] | None = None  # (probed sequence length, batch size) when automatic
+        self._available_ram: int | None = None
+        self._logits_to_keep: bool | None = None  # the model's forward accepts logits_to_keep (found on first use)
         self._dtype_name = options.dtype
         self._max_length = options.max_length or _context_length(model.config, tokenizer)
         out_emb = model.get_output_embeddings()
@@ -528,6 +583,38 @@ class HFModel:
     def pad_token_id(self) -> int:
         return self._pad_id
 
+    @property
+    def batch_size(self) -> int | None:
+        """The fixed batch size, or the automatic one found so far (None: automatic, not yet found)."""
+        if self._fixed_batch_size is not None:
+            return self._fixed_batch_size
+        return self._auto_batch[1] if self._auto_batch is not None else None
+
+    def batch_size_for(self, max_len: int) -> int:
+        """Sequences per forward pass for a workload whose longest sequence has ``max_len`` tokens.
+
+        A fixed batch size is returned as it is. Automatic (``batch_size`` 0 or None): the largest power of
+        two up to 256 that fits — on CUDA by trying forward passes and halving on out-of-memory, elsewhere
+        from an activation-memory estimate against the available RAM — found once and remembered (found
+        again only for a longer workload).
+        """
+        if self._fixed_batch_size is not None:
+            return self._fixed_batch_size
+        max_len = max(1, min(int(max_len), self._max_length))
+        if self._auto_batch is not None and max_len <= self._auto_batch[0]:
+            return self._auto_batch[1]
+        if self._device.type == "cuda":
+            found = self._probe_cuda_batch_size(max_len)
+        else:
+            if self._available_ram is None:
+                self._available_ram = _available_ram_bytes()
+            hidden, layers = self._shape()
+            found = _cpu_auto_batch_size(
+                max_len, hidden=hidden, layers=layers, vocab=self._vocab_size, available_bytes=self._available_ram
+            )
+        self._auto_batch = (max_len, found)
+        return found
+
     # ---- text
 
     def encode(self, text: str) -> list[int]:
@@ -540,25 +627,45 @@ class HFModel:
     # ---- scoring
 
     def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[LoglikelihoodResult]:
-        """Sum of log P(continuation tokens | context) per pair (lm-evaluation-harness semantics)."""
-        encoded = [self._encode_pair(ctx, cont) for ctx, cont in pairs]
+        """Sum of log P(continuation tokens | context) per pair (lm-evaluation-harness semantics).
+
+        Pairs whose model input is the same token sequence share one forward pass; in particular every
+        single-token continuation of a context is scored from one pass of that context (its last position).
+        """
+        encoded = self._encode_pairs(pairs)
         for _, cont_enc in encoded:
             if len(cont_enc) > self._max_length:
                 raise ValueError(f"continuation of {len(cont_enc)} tokens exceeds max_length {self._max_length}")
-        # model input: (context + continuation)[-(max_length+1):][:-1]
-        inputs = [(c + k)[-(self._max_length + 1) :][:-1] for c, k in encoded]
         results: list[LoglikelihoodResult | None] = [None] * len(pairs)
-        for batch in _sorted_batches([len(x) for x in inputs], self._batch_size):
-            logits = self._forward([inputs[i] for i in batch])
-            for row, i in enumerate(batch):
-                cont = encoded[i][1]
-                n = len(cont)
-                if n == 0:
-                    results[i] = LoglikelihoodResult(logprob=0.0, n_tokens=0, is_greedy=True)
-                    continue
-                length = len(inputs[i])
-                lp, match = self._score(logits[row, length - n : length], cont)
-                results[i] = LoglikelihoodResult(logprob=float(lp.sum()), n_tokens=n, is_greedy=bool(match.all()))
+        # model input: (context + continuation)[-(max_length+1):][:-1]; a single-token continuation's input is
+        # therefore the (truncated) context itself, shared by all its single-token continuations
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (c, k) in enumerate(encoded):
+            if not k:
+                results[i] = LoglikelihoodResult(logprob=0.0, n_tokens=0, is_greedy=True)
+                continue
+            groups.setdefault(tuple((c + k)[-(self._max_length + 1) :][:-1]), []).append(i)
+        jobs = list(groups.items())
+        lengths = [len(seq) for seq, _ in jobs]
+        for batch in _sorted_batches(lengths, self.batch_size_for(max(lengths, default=1))):
+            requests: list[tuple[int, int, Sequence[int]]] = []
+            owners: list[int] = []
+            for row, j in enumerate(batch):
+                for i in jobs[j][1]:
+                    cont = encoded[i][1]
+                    requests.append((row, lengths[j] - len(cont), cont))
+                    owners.append(i)
+            # project onto the vocabulary only at the positions that are scored (the model's logits_to_keep)
+            needed = sorted({start + t for _, start, cont in requests for t in range(len(cont))})
+            keep = needed if len(needed) < max(lengths[j] for j in batch) else None
+            logits = self._forward([jobs[j][0] for j in batch], keep=keep)
+            if keep is not None:
+                index = {col: k for k, col in enumerate(keep)}
+                requests = [(row, index[start], cont) for row, start, cont in requests]
+            for i, (lp, match) in zip(owners, self._score_many(logits, requests), strict=True):
+                results[i] = LoglikelihoodResult(
+                    logprob=float(lp.sum()), n_tokens=int(lp.shape[0]), is_greedy=bool(match.all())
+                )
         return [r for r in results if r is not None]
 
     def token_stats(self, sequences: Sequence[Sequence[int]], prefix_lens: Sequence[int]) -> list[TokenStats]:
@@ -577,11 +684,11 @@ class HFModel:
                 raise ValueError(f"suffix of {len(ids) - p} tokens does not fit max_length {self._max_length}")
             items.append((ids[cut:], p - cut))
         results: list[TokenStats | None] = [None] * len(items)
-        for batch in _sorted_batches([len(ids) for ids, _ in items], self._batch_size):
+        lengths = [len(ids) for ids, _ in items]
+        for batch in _sorted_batches(lengths, self.batch_size_for(max(lengths, default=1))):
             logits = self._forward([items[i][0] for i in batch])
-            for row, i in enumerate(batch):
-                ids, p = items[i]
-                lp, match = self._score(logits[row, p - 1 : len(ids) - 1], ids[p:])
+            requests = [(row, items[i][1] - 1, items[i][0][items[i][1] :]) for row, i in enumerate(batch)]
+            for i, (lp, match) in zip(batch, self._score_many(logits, requests), strict=True):
                 results[i] = TokenStats(logprobs=lp, argmax_match=match)
         return [r for r in results if r is not None]
 
@@ -597,7 +704,8 @@ class HFModel:
         items = [[int(t) for t in p][-keep:] or [self._prefix_id] for p in prefixes]
         model = self._live()
         results: list[list[int] | None] = [None] * len(items)
-        for batch in _sorted_batches([len(x) for x in items], self._batch_size):
+        batch_size = self.batch_size_for(max(map(len, items), default=0) + n_new)
+        for batch in _sorted_batches([len(x) for x in items], batch_size):
             width = max(len(items[i]) for i in batch)
             ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -653,7 +761,8 @@ class HFModel:
         items = [[int(t) for t in p][-keep:] or [self._prefix_id] for p in prefixes]
         model = self._live()
         results: list[list[int] | None] = [None] * len(items)
-        for batch in _sorted_batches([len(x) for x in items], self._batch_size):
+        batch_size = self.batch_size_for(max(map(len, items), default=0) + n_new)
+        for batch in _sorted_batches([len(x) for x in items], batch_size):
             width = max(len(items[i]) for i in batch)
             ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -679,6 +788,38 @@ class HFModel:
         return [r for r in results if r is not None]
 
     # ---- internals
+
+    def _shape(self) -> tuple[int, int]:
+        """(hidden size, number of layers) from the model config (conservative defaults when absent)."""
+        cfg = self._live().config
+        cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+
+        def first_int(names: tuple[str, ...], default: int) -> int:
+            for name in names:
+                v = getattr(cfg, name, None)
+                if isinstance(v, int) and v > 0:
+                    return v
+            return default
+
+        return first_int(("hidden_size", "n_embd", "d_model"), 4096), first_int(("num_hidden_layers", "n_layer"), 32)
+
+    def _probe_cuda_batch_size(self, max_len: int) -> int:
+        """Largest power-of-two batch ≤ the cap whose forward pass (with float32 scoring of the logits) at
+        ``max_len`` tokens does not run out of CUDA memory."""
+        bs = _floor_pow2(AUTO_BATCH_CAP)
+        while True:
+            try:
+                logits = self._forward([[self._pad_id] * max_len] * bs)
+                torch.log_softmax(logits[:, -min(max_len, 64) :].float(), dim=-1)
+                del logits
+                return bs
+            except Exception as exc:
+                if not _is_oom(exc) or bs == 1:
+                    raise
+                bs //= 2
+            finally:
+                gc.collect()
+                torch.cuda.empty_cache()
 
     def _live(self) -> Any:
         if self._model is None:
@@ -706,8 +847,36 @@ class HFModel:
             ctx = [self._prefix_id]
         return ctx, cont
 
-    def _forward(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Logits [batch, width, vocab] of right-padded sequences (model dtype, on the model's device)."""
+    def _encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+        """:meth:`_encode_pair` for many pairs: one batched tokenizer call over the distinct strings."""
+        split: list[tuple[str, str]] = []
+        for context, continuation in pairs:
+            n_spaces = len(context) - len(context.rstrip())
+            if context and n_spaces > 0:
+                continuation = context[-n_spaces:] + continuation
+                context = context[:-n_spaces]
+            split.append((context, continuation))
+        texts = sorted({t for ctx, cont in split for t in ((ctx, cont) if ctx == "" else (ctx, ctx + cont))})
+        ids: dict[str, list[int]] = {}
+        if texts:
+            enc = self._tok()(texts, add_special_tokens=False)["input_ids"]
+            ids = {t: [int(x) for x in e] for t, e in zip(texts, enc, strict=True)}
+        out: list[tuple[list[int], list[int]]] = []
+        for (context, continuation), (orig_ctx, _) in zip(split, pairs, strict=True):
+            if orig_ctx == "":
+                out.append(([self._prefix_id], list(ids[continuation])))
+                continue
+            ctx = ids[context]
+            cont = ids[context + continuation][len(ctx) :]
+            out.append((list(ctx) if ctx else [self._prefix_id], cont))
+        return out
+
+    def _forward(self, seqs: Sequence[Sequence[int]], keep: Sequence[int] | None = None) -> torch.Tensor:
+        """Logits [batch, width, vocab] of right-padded sequences (model dtype, on the model's device).
+
+        With ``keep`` (sorted positions), logits [batch, len(keep), vocab] of those positions only, when the
+        model supports ``logits_to_keep`` (else all positions, then selected: the same values).
+        """
         model = self._live()
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self._pad_id, dtype=torch.long)
@@ -715,20 +884,81 @@ class HFModel:
         for row, seq in enumerate(seqs):
             ids[row, : len(seq)] = torch.tensor(list(seq), dtype=torch.long)
             mask[row, : len(seq)] = 1
+        kwargs: dict[str, Any] = {}
+        if keep is not None and self._supports_logits_to_keep():
+            kwargs["logits_to_keep"] = torch.tensor(list(keep), dtype=torch.long, device=self._device)
         with torch.inference_mode():
-            out = model(input_ids=ids.to(self._device), attention_mask=mask.to(self._device), use_cache=False)
-        logits: torch.Tensor = out.logits
+            out = model(input_ids=ids.to(self._device), attention_mask=mask.to(self._device), use_cache=False, **kwargs)
+            logits: torch.Tensor = out.logits
+            if keep is not None and not kwargs:
+                logits = logits[:, torch.tensor(list(keep), dtype=torch.long, device=logits.device)]
         return logits
 
-    def _score(self, logits: torch.Tensor, targets: Sequence[int]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Float32 log p of each target and whether it is the argmax, from logits [n, vocab]."""
-        with torch.inference_mode():
-            x = logits.float()
-            self._check_finite(x)
-            tgt = torch.tensor(list(targets), dtype=torch.long, device=x.device)
-            logp = torch.log_softmax(x, dim=-1).gather(-1, tgt[:, None])[:, 0]
-            match = x.argmax(dim=-1) == tgt
-        return logp.cpu().double().numpy(), match.cpu().numpy().astype(np.bool_)
+    def _supports_logits_to_keep(self) -> bool:
+        if self._logits_to_keep is None:
+            import inspect
+
+            try:
+                params = inspect.signature(self._live().forward).parameters
+                self._logits_to_keep = "logits_to_keep" in params
+            except (TypeError, ValueError):
+                self._logits_to_keep = False
+        return self._logits_to_keep
+
+    def _score_many(
+        self, logits: torch.Tensor, requests: Sequence[tuple[int, int, Sequence[int]]]
+    ) -> list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
+        """Float32 log p of targets and whether each is the argmax, for many (row, start, targets) requests
+        on logits [batch, width, vocab]: target j of a request is predicted at position start + j of its row.
+
+        Positions shared by several requests (one context, several continuations) are normalised once; the
+        log-softmax runs over the gathered positions in bounded chunks.
+        """
+        slot: dict[tuple[int, int], int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        sel: list[int] = []
+        tgts: list[int] = []
+        for row, start, targets in requests:
+            for j, t in enumerate(targets):
+                key = (row, start + j)
+                k = slot.get(key)
+                if k is None:
+                    k = slot[key] = len(rows)
+                    rows.append(row)
+                    cols.append(start + j)
+                sel.append(k)
+                tgts.append(int(t))
+        lp_all = np.zeros(0, dtype=np.float64)
+        match_all = np.zeros(0, dtype=np.bool_)
+        if rows:
+            dev = logits.device
+            vocab = int(logits.shape[-1])
+            chunk = max(1, (1 << 27) // max(1, vocab))  # ≤ 512 MiB of float32 logits at a time
+            lp_parts: list[torch.Tensor] = []
+            arg_parts: list[torch.Tensor] = []
+            with torch.inference_mode():
+                row_t = torch.tensor(rows, dtype=torch.long, device=dev)
+                col_t = torch.tensor(cols, dtype=torch.long, device=dev)
+                sel_t = torch.tensor(sel, dtype=torch.long, device=dev)
+                tgt_t = torch.tensor(tgts, dtype=torch.long, device=dev)
+                for lo in range(0, len(rows), chunk):
+                    x = logits[row_t[lo : lo + chunk], col_t[lo : lo + chunk]].float()
+                    self._check_finite(x)
+                    lp_parts.append(torch.log_softmax(x, dim=-1))
+                    arg_parts.append(x.argmax(dim=-1))
+                    del x
+                logp = torch.cat(lp_parts) if len(lp_parts) > 1 else lp_parts[0]
+                argmax = torch.cat(arg_parts) if len(arg_parts) > 1 else arg_parts[0]
+                lp_all = logp[sel_t, tgt_t].cpu().double().numpy()
+                match_all = (argmax[sel_t] == tgt_t).cpu().numpy().astype(np.bool_)
+        out: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
+        pos = 0
+        for _, _, targets in requests:
+            n = len(targets)
+            out.append((lp_all[pos : pos + n].copy(), match_all[pos : pos + n].copy()))
+            pos += n
+        return out
 
     def _check_finite(self, x: torch.Tensor) -> None:
         if not bool(torch.isfinite(x).all()):

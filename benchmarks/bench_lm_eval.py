@@ -1,0 +1,70 @@
+"""riskaudit vs lm-evaluation-harness computing the same log-likelihoods on the same local model.
+
+Both score the built-in pronoun probe's (context, continuation) pairs on a demo member in float32 on the
+CPU with the same batch size: every pair must agree within 1e-4 nats; the speed ratio is
+lm-eval time / riskaudit time. lm-eval is not a dependency of riskaudit: ``pip install lm-eval accelerate``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import _common as c
+
+TOL = 1e-4
+
+
+def main() -> None:
+    ap = c.parser(__doc__ or "", repeat=1)
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args()
+    try:
+        import lm_eval  # noqa: F401
+        from lm_eval.api.instance import Instance
+        from lm_eval.models.huggingface import HFLM
+    except ImportError as exc:
+        print(f"lm-evaluation-harness is not installed ({exc}); install it with: pip install lm-eval accelerate")
+        print("RESULT name=lm_eval_speedup ratio=nan target=>=1.5 met=no skipped=lm_eval_missing")
+        sys.exit(0)
+    import logging
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    c.setup(args)
+    pairs = c.pronoun_pairs()
+    source = c.member_source(args.member)
+    ours = c.load(args.member, args.batch_size)
+    lm = HFLM(pretrained=source, revision=None, device="cpu", dtype="float32", batch_size=args.batch_size)
+
+    def run_ours() -> list[float]:
+        return [r.logprob for r in ours.loglikelihood(pairs)]
+
+    def run_lm_eval() -> list[float]:
+        reqs = [
+            Instance(request_type="loglikelihood", doc={}, arguments=(ctx, cont), idx=i)
+            for i, (ctx, cont) in enumerate(pairs)
+        ]
+        return [float(lp) for lp, _ in lm.loglikelihood(reqs, disable_tqdm=True)]
+
+    run_ours()  # warm-up both
+    run_lm_eval()
+    t_ours, t_lm = [], []
+    for _ in range(max(1, args.repeat)):  # interleaved: shared cores load both alike
+        t0 = time.perf_counter()
+        a = run_ours()
+        t_ours.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        b = run_lm_eval()
+        t_lm.append(time.perf_counter() - t0)
+    to, tl = sorted(t_ours)[len(t_ours) // 2], sorted(t_lm)[len(t_lm) // 2]
+    diff = max(abs(x - y) for x, y in zip(a, b, strict=True))
+    agree = diff <= TOL
+    ratio = tl / to
+    print(f"member={args.member} pairs={len(pairs)} batch_size={args.batch_size}")
+    print(f"riskaudit: {to * 1e3:.1f} ms   lm-eval HFLM: {tl * 1e3:.1f} ms   max |diff| = {diff:.2e} nats")
+    c.result("lm_eval_speedup", ratio, ">=1.5", agree and ratio >= 1.5, max_diff=f"{diff:.2e}", agree=agree)
+    ours.close()
+
+
+if __name__ == "__main__":
+    main()
