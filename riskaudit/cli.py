@@ -187,7 +187,7 @@ def scan(
     from riskaudit.models import DTYPES, LoadOptions
     from riskaudit.render import ScanProgress
     from riskaudit.report import write_report
-    from riskaudit.scan import ProbeOptions, ScanOptions, build_probes, run_scan
+    from riskaudit.scan import ProbeOptions, ScanOptions, UnitCounter, build_probes, run_scan
     from riskaudit.store import ResultStore, store_path
 
     if dtype not in DTYPES:
@@ -237,14 +237,28 @@ def scan(
     )
     if no_cache and cache_dir is not None:
         raise RiskauditError("--no-cache and --cache-dir cannot be used together")
-    with contextlib.ExitStack() as stack:
-        store = None if no_cache else stack.enter_context(ResultStore(store_path(cache_dir)))
-        if quiet:
-            report, rows = run_scan(fam, options, probes=probes, store=store)
+    counter = UnitCounter()
+    try:
+        with contextlib.ExitStack() as stack:
+            store = None if no_cache else stack.enter_context(ResultStore(store_path(cache_dir)))
+            if quiet:
+                report, rows = run_scan(fam, options, probes=probes, store=store, counter=counter)
+            else:
+                with ScanProgress(err_console, len(fam.members)) as progress:
+                    report, rows = run_scan(fam, options, probes=probes, events=progress, store=store, counter=counter)
+        report = write_report(report, out_path, rows)
+    except KeyboardInterrupt:
+        from riskaudit.render import print_error
+
+        if no_cache:
+            msg = "interrupted: nothing was saved (--no-cache) and no report was written; rerun to start over"
         else:
-            with ScanProgress(err_console, len(fam.members)) as progress:
-                report, rows = run_scan(fam, options, probes=probes, events=progress, store=store)
-    report = write_report(report, out_path, rows)
+            msg = (
+                f"interrupted: {counter.stored} unit(s) saved in the result store at {store_path(cache_dir)} "
+                "and no report was written; rerun the same command to resume"
+            )
+        print_error(err_console, msg)
+        raise typer.Exit(130) from None
     _print_report(report, detail=False)
     if plots:
         from riskaudit.plots import plot_report
@@ -277,6 +291,8 @@ def _check_writable(path: Path) -> None:
     probe = parent
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        raise RiskauditError(f"cannot write the report to {path}: {probe} is a file, not a directory")
     if not os.access(probe, os.W_OK):
         raise RiskauditError(f"cannot write the report to {path}: {probe} is not writable")
 

@@ -65,6 +65,13 @@ class ScanEvents(Protocol):
     def member_done(self, index: int, total: int, result: MemberReport, seconds: float) -> None: ...
 
 
+class UnitCounter:
+    """Counts the units a scan stored in the result store (reported when the scan is interrupted)."""
+
+    def __init__(self) -> None:
+        self.stored = 0
+
+
 class _NoEvents:
     def member_start(self, index: int, total: int, member: ModelSpec) -> None:
         pass
@@ -138,6 +145,7 @@ def scan_member(
     options: ScanOptions,
     events: ScanEvents,
     store: ResultStore | None = None,
+    counter: UnitCounter | None = None,
 ) -> MemberRun:
     """Load one member, run every probe on it, free it.
 
@@ -197,6 +205,8 @@ def scan_member(
                 seconds[probe.id] = round(time.perf_counter() - tp, 3)
                 if store is not None and is_pinned(fp):
                     store.put(keys[probe.id], results[probe.id], seconds=seconds[probe.id])
+                    if counter is not None:
+                        counter.stored += 1
     else:
         assert info is not None or not need_counts
         if params_total is None and info is not None:
@@ -243,8 +253,13 @@ def run_scan(
     probes: Sequence[Probe] | None = None,
     events: ScanEvents | None = None,
     store: ResultStore | None = None,
+    counter: UnitCounter | None = None,
 ) -> tuple[Report, list[SidecarRow]]:
-    """Scan every member of ``family`` with ``probes`` (default: the built-in probes)."""
+    """Scan every member of ``family`` with ``probes`` (default: the built-in probes).
+
+    ``counter`` (optional) counts the units stored as they are stored, so a caller interrupted mid-scan
+    can say how much work was kept.
+    """
     opts = options or ScanOptions()
     ev: ScanEvents = events or _NoEvents()
     probe_list = (
@@ -258,7 +273,7 @@ def run_scan(
     for i, member in enumerate(family.members):
         ev.member_start(i, n, member)
         try:
-            run = scan_member(family, member, probe_list, opts, ev, store)
+            run = scan_member(family, member, probe_list, opts, ev, store, counter)
         except ModelLoadError as exc:
             if not opts.keep_going:
                 raise

@@ -962,10 +962,12 @@ class HFModel:
 
     def _check_finite(self, x: torch.Tensor) -> None:
         if not bool(torch.isfinite(x).all()):
-            raise NumericalError(
-                f"model '{self.name}' produced NaN/Inf logits in {self._dtype_name}; "
-                "use --dtype bfloat16 or --dtype float32"
+            hint = (
+                "the weights themselves may hold NaN/Inf (not an fp16 overflow, so --dtype bfloat16 would not help)"
+                if self._dtype_name == "float32"
+                else "use --dtype bfloat16 or --dtype float32 (fp16 overflows easily)"
             )
+            raise NumericalError(f"model '{self.name}' produced NaN/Inf logits in {self._dtype_name}; {hint}")
 
     def _reset_generation_config(self) -> None:
         """A clean generation config: pure greedy, no EOS stopping, no model-specific processors."""
