@@ -54,6 +54,10 @@ def _stored_units(cache: Path) -> int:
         return 0
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_wait_for_a_unit(cache: Path, out: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "riskaudit", *_scan_args(cache, out)],
@@ -62,6 +66,9 @@ def _start_and_wait_for_a_unit(cache: Path, out: Path) -> subprocess.Popen[str]:
         text=True,
         env=_env(),
         cwd=REPO,
+        # A job started in the background by a non-interactive shell (as CI may be) inherits SIGINT as
+        # ignored, and Python then never raises KeyboardInterrupt: give the scan a normal Ctrl-C.
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 300
     while _stored_units(cache) == 0:
