@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -696,37 +696,7 @@ class HFModel:
         """Greedy-decode exactly ``n_new`` tokens after each prefix (EOS does not stop decoding)."""
         if n_new < 0:
             raise ValueError("n_new must be >= 0")
-        if n_new == 0:
-            return [[] for _ in prefixes]
-        keep = self._max_length - n_new
-        if keep < 1:
-            raise ValueError(f"n_new={n_new} leaves no room for a prefix within max_length {self._max_length}")
-        items = [[int(t) for t in p][-keep:] or [self._prefix_id] for p in prefixes]
-        model = self._live()
-        results: list[list[int] | None] = [None] * len(items)
-        batch_size = self.batch_size_for(max(map(len, items), default=0) + n_new)
-        for batch in _sorted_batches([len(x) for x in items], batch_size):
-            width = max(len(items[i]) for i in batch)
-            ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):  # left padding
-                seq = items[i]
-                ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
-                mask[row, width - len(seq) :] = 1
-            with torch.inference_mode():
-                out = model.generate(
-                    input_ids=ids.to(self._device),
-                    attention_mask=mask.to(self._device),
-                    generation_config=self._generation_config(n_new),
-                )
-            for step_logits in out.logits:
-                self._check_finite(step_logits)
-            new = out.sequences[:, width:].cpu()
-            if new.shape[1] != n_new:
-                raise RuntimeError(f"generation returned {new.shape[1]} tokens instead of {n_new}")
-            for row, i in enumerate(batch):
-                results[i] = [int(t) for t in new[row].tolist()]
-        return [r for r in results if r is not None]
+        return self._decode(prefixes, n_new, None)
 
     def sample(
         self,
@@ -751,13 +721,26 @@ class HFModel:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
+        from transformers import LogitsProcessorList
+
+        def processor(batch: list[int]) -> Any:
+            gens = [_row_generator(seed, i) for i in batch]
+            return LogitsProcessorList([_GumbelSampler(gens, temperature, top_k)])
+
+        return self._decode(prefixes, n_new, processor)
+
+    def _decode(
+        self, prefixes: Sequence[Sequence[int]], n_new: int, processor: Callable[[list[int]], Any] | None
+    ) -> list[list[int]]:
+        """Decode exactly ``n_new`` tokens after each prefix: left-padded, length-sorted batches, order kept.
+
+        ``processor(batch indices)`` gives the logits processors of a batch (None: greedy argmax).
+        """
         if n_new == 0:
             return [[] for _ in prefixes]
         keep = self._max_length - n_new
         if keep < 1:
             raise ValueError(f"n_new={n_new} leaves no room for a prefix within max_length {self._max_length}")
-        from transformers import LogitsProcessorList
-
         items = [[int(t) for t in p][-keep:] or [self._prefix_id] for p in prefixes]
         model = self._live()
         results: list[list[int] | None] = [None] * len(items)
@@ -770,13 +753,13 @@ class HFModel:
                 seq = items[i]
                 ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
                 mask[row, width - len(seq) :] = 1
-            gens = [_row_generator(seed, i) for i in batch]
+            extra: dict[str, Any] = {} if processor is None else {"logits_processor": processor(batch)}
             with torch.inference_mode():
                 out = model.generate(
                     input_ids=ids.to(self._device),
                     attention_mask=mask.to(self._device),
                     generation_config=self._generation_config(n_new),
-                    logits_processor=LogitsProcessorList([_GumbelSampler(gens, temperature, top_k)]),
+                    **extra,
                 )
             for step_logits in out.logits:
                 self._check_finite(step_logits)
