@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from riskaudit import __version__
-from riskaudit.errors import RiskauditError
+from riskaudit.errors import Interrupted, RiskauditError
 
 if TYPE_CHECKING:
     from riskaudit.report import Report
@@ -248,8 +248,6 @@ def scan(
                     report, rows = run_scan(fam, options, probes=probes, events=progress, store=store, counter=counter)
         report = write_report(report, out_path, rows)
     except KeyboardInterrupt:
-        from riskaudit.render import print_error
-
         if no_cache:
             msg = "interrupted: nothing was saved (--no-cache) and no report was written; rerun to start over"
         else:
@@ -257,8 +255,7 @@ def scan(
                 f"interrupted: {counter.stored} unit(s) saved in the result store at {store_path(cache_dir)} "
                 "and no report was written; rerun the same command to resume"
             )
-        print_error(err_console, msg)
-        raise typer.Exit(130) from None
+        raise Interrupted(msg) from None
     _print_report(report, detail=False)
     if plots:
         from riskaudit.plots import plot_report
@@ -590,13 +587,10 @@ def main() -> None:
     except RiskauditError as exc:
         print_error(err_console, str(exc))
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print_error(err_console, "interrupted; nothing half-written was kept (reports are written atomically)")
-        sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
+    except (KeyboardInterrupt, typer.Abort):
+        rc = 130
     except Exception as exc:  # click usage errors
         import click
 
@@ -604,4 +598,6 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if rc == 130:  # typer turns Ctrl-C in a command into exit code 130 without a word
+        print_error(err_console, "interrupted; nothing half-written was kept (every output is written atomically)")
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -23,3 +23,9 @@ class ModelLoadError(RiskauditError):
 
 class ProbeError(RiskauditError):
     """A probe definition is malformed or cannot be run on a model."""
+
+
+class Interrupted(RiskauditError):
+    """The user pressed Ctrl-C; the message says what was kept and how to resume (exit code 130)."""
+
+    exit_code = 130

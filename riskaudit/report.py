@@ -22,10 +22,11 @@ from pydantic import BaseModel, ValidationError
 
 from riskaudit import __version__
 from riskaudit.errors import RiskauditError
+from riskaudit.models.base import BatchHalving
 from riskaudit.probes.base import ItemRecord, MetricResult
 from riskaudit.scaling import FamilyAnalysis
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"  # 1.1.0: members[].batch_halvings (additive)
 REPORT_KIND = "riskaudit.scan"
 
 
@@ -79,6 +80,7 @@ class MemberReport(BaseModel):
     error: str | None = None
     load_seconds: float = 0.0
     probes: list[ProbeOutcome] = []
+    batch_halvings: list[BatchHalving] = []  # out-of-memory retries with half the batch (this run's work only)
 
 
 class SidecarRef(BaseModel):

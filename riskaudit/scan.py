@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from riskaudit.errors import ModelLoadError, RiskauditError
 from riskaudit.families import Family, ModelSpec
 from riskaudit.memdata import DataOptions
-from riskaudit.models import LoadOptions, load_model
+from riskaudit.models import BatchHalving, LoadOptions, load_model
 from riskaudit.points import series_from_report
 from riskaudit.probes.base import Probe, ProbeResult
 from riskaudit.probes.memorization import MemorizationProbe
@@ -174,6 +174,7 @@ def scan_member(
     params_total = member.params_total
     params_nonemb = member.params_nonembedding
     load_s = 0.0
+    halvings: list[BatchHalving] = []
     need_counts = params_total is None or params_nonemb is None
     if len(results) < len(probes) or (need_counts and info is None):
         with load_model(member.source, member.revision, options.load, name=member.name) as model:
@@ -201,7 +202,10 @@ def scan_member(
                 def progress(done: int, total: int, _pid: str = probe.id) -> None:
                     events.probe_progress(member, _pid, done, total)
 
+                before = len(getattr(model, "batch_halvings", []))
                 results[probe.id] = probe.run(model, progress=progress)
+                new_halvings = getattr(model, "batch_halvings", [])[before:]
+                halvings.extend(h.model_copy(update={"probe_id": probe.id}) for h in new_halvings)
                 seconds[probe.id] = round(time.perf_counter() - tp, 3)
                 if store is not None and is_pinned(fp):
                     store.put(keys[probe.id], results[probe.id], seconds=seconds[probe.id])
@@ -225,6 +229,7 @@ def scan_member(
         train_tokens=member.train_tokens,
         flops=spec.flops(family.flops_basis),
         load_seconds=round(load_s, 3),
+        batch_halvings=halvings,
     )
     return MemberRun(report=report, results=results, seconds=seconds)
 
@@ -245,6 +250,19 @@ def _finalize(probes: Sequence[Probe], runs: list[MemberRun]) -> None:
         finalized = hook([r.results[probe.id] for r in ok])
         for run, res in zip(ok, finalized, strict=True):
             run.results[probe.id] = res
+
+
+def _halving_notes(members: Sequence[MemberReport]) -> set[str]:
+    """One note per member whose batch size had to be halved after running out of memory."""
+    notes: set[str] = set()
+    for m in members:
+        if m.batch_halvings:
+            steps = ", ".join(f"{h.from_size}→{h.to_size} in {h.probe_id or h.stage}" for h in m.batch_halvings)
+            notes.add(
+                f"{m.name}: ran out of memory and retried with half the batch ({steps}); scores do not depend on the "
+                "batch size beyond float rounding — see members[].batch_halvings"
+            )
+    return notes
 
 
 def run_scan(
@@ -311,7 +329,7 @@ def run_scan(
         members.append(run.report.model_copy(update={"probes": outcomes}))
         rows.extend(SidecarRow(member=run.report.name, record=r) for res in run.results.values() for r in res.records)
         replicates[run.report.name] = {pid: res.replicates for pid, res in run.results.items()}
-    notes = sorted({note for m in members for p in m.probes for note in p.notes})
+    notes = sorted({note for m in members for p in m.probes for note in p.notes} | _halving_notes(members))
     report = Report(
         run=meta.model_copy(update={"finished_utc": utc_now()}),
         family=FamilyInfo(name=family.name, description=family.description, flops_basis=family.flops_basis),

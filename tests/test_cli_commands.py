@@ -118,3 +118,27 @@ def test_probes_list_includes_probe_dir(tmp_path: Path) -> None:
     proc = run_cli("probes", "list", "--probe-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert "my_pronoun_probe" in proc.stdout and "occupation_gender_pronoun" in proc.stdout
+
+
+def test_ctrl_c_in_any_command_is_one_line_exit_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C outside a scan (click turns it into Abort) still ends with one line and exit code 130."""
+    import io
+    import sys
+
+    from rich.console import Console
+
+    import riskaudit.cli as cli
+    import riskaudit.families as families
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    buf = io.StringIO()
+    monkeypatch.setattr(families, "builtin_families", interrupted)
+    monkeypatch.setattr(cli, "err_console", Console(file=buf, width=200))
+    monkeypatch.setattr(sys, "argv", ["riskaudit", "families"])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == 130
+    lines = [ln for ln in buf.getvalue().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "interrupted" in lines[0], buf.getvalue()

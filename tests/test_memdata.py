@@ -203,7 +203,7 @@ def test_short_documents_are_skipped_and_counted(tiny: HFModel) -> None:
     assert any("5 used, 3 of 8 examined skipped as shorter than prefix + suffix = 4+4 tokens" in n for n in res.notes)
     with pytest.raises(ProbeError) as ei:
         MemorizationProbe(_spec(), MemorizationData(name="x", documents=(Document(index=0, text=SHORT),))).run(tiny)
-    assert "no training document has at least" in str(ei.value) and "\n" not in str(ei.value)
+    assert "training documents examined are shorter than prefix + suffix = 4+4" in str(ei.value) and "\n" not in str(ei.value)
 
 
 def test_pretokenized_ids_run_and_are_checked(tiny: HFModel) -> None:

@@ -329,6 +329,13 @@ def _non_utf8_data(tmp_path: Path) -> list[str]:
     return _scan(tmp_path, _family_toml(tmp_path), "--data", str(data))
 
 
+def _short_documents(tmp_path: Path) -> list[str]:
+    build_tiny_model(tmp_path / "models", hidden=16, layers=1, name="m")
+    data = tmp_path / "short.jsonl"
+    data.write_text("".join(json.dumps({"text": f"The nurse said {i}."}) + "\n" for i in range(30)))
+    return _scan(tmp_path, _family_toml(tmp_path), "--data", str(data))
+
+
 def _unknown_policy_metric(tmp_path: Path) -> list[str]:
     policy = tmp_path / "policy.toml"
     policy.write_text('[[rule]]\nmetric = "no_such_metric_anywhere"\nmember = "largest"\nmax = 0.5\n')
@@ -361,6 +368,7 @@ CATALOGUE: list[tuple[str, Case, tuple[str, ...]]] = [
     ("malformed probe YAML", _malformed_probe_yaml, ("broken.yaml",)),
     ("empty dataset", _empty_dataset, ("empty.jsonl",)),
     ("non-UTF-8 data", _non_utf8_data, ("latin1.jsonl",)),
+    ("every document shorter than prefix + suffix", _short_documents, ("32+32",)),
     ("unknown metric in a policy", _unknown_policy_metric, ("no_such_metric_anywhere",)),
     ("output path under a file", _out_under_a_file, ("out",)),
     ("report from a newer schema", _newer_schema, ("99.0.0",)),
@@ -376,6 +384,23 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path: Path, build: Cas
     assert "remote code ran" not in proc.stderr + proc.stdout
     after = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     assert after == before  # nothing written, not even half-way
+
+
+def test_short_documents_are_skipped_counted_and_reported(tmp_path: Path) -> None:
+    """Some documents shorter than prefix + suffix: skipped and counted in the report, not an error."""
+    build_tiny_model(tmp_path / "models", hidden=16, layers=1, name="m")
+    long_text = " ".join(["The engineer said that he fixed the bridge before the storm."] * 4)
+    rows = [{"text": f"Short {i}." if i % 4 == 0 else f"{long_text} {i}"} for i in range(40)]
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = _scan(tmp_path, _family_toml(tmp_path), "--data", str(data), "--prefix-len", "8", "--suffix-len", "8")
+    proc = run_cli(*args, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = read_report(tmp_path / "out" / "r.json")
+    mem = next(p for p in report.members[0].probes if p.probe_id == "memorization")
+    skipped = [n for n in mem.notes if "skipped as shorter than prefix + suffix = 8+8 tokens" in n]
+    assert skipped, mem.notes
+    assert re.search(r"\b([1-9]\d*) of \d+ examined skipped", skipped[0])
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write to a read-only directory")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from riskaudit.models.base import (
     DTYPES,
+    BatchHalving,
     LoadOptions,
     LoglikelihoodResult,
     ModelHandle,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DTYPES",
+    "BatchHalving",
     "LoadOptions",
     "LoglikelihoodResult",
     "ModelHandle",

@@ -51,6 +51,18 @@ class ParamCounts:
     nonembedding: int  # total minus the input embedding and (when untied) the output embedding
 
 
+class BatchHalving(BaseModel):
+    """One out-of-memory retry: a batch of ``from_size`` sequences failed to allocate, so the batch size was
+    halved to ``to_size`` (for the rest of this model's work) and the same sequences were run again."""
+
+    stage: str  # loglikelihood | token_stats | greedy | sample
+    probe_id: str = ""  # the probe that was running (filled in by the scan)
+    from_size: int
+    to_size: int
+    device: str
+    error: str  # the allocator's message, one line
+
+
 class LoadOptions(BaseModel):
     dtype: str = "float32"  # float32 | float16 | bfloat16
     device: str = "cpu"  # cpu | cuda | cuda:N | mps | auto

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from riskaudit.errors import ModelLoadError
-from riskaudit.models.base import DTYPES, LoadOptions, LoglikelihoodResult, ParamCounts, TokenStats
+from riskaudit.models.base import DTYPES, BatchHalving, LoadOptions, LoglikelihoodResult, ParamCounts, TokenStats
 
 _TORCH_DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -49,6 +49,10 @@ _FALLBACK_CONTEXT = 2048
 
 class NumericalError(ModelLoadError):
     """The model produced NaN/Inf logits (typically float16 overflow)."""
+
+
+class OutOfMemory(ModelLoadError):
+    """The model ran out of memory even one sequence at a time."""
 
 
 class _StageError(Exception):
@@ -476,11 +480,30 @@ def _available_ram_bytes() -> int:
     return int(pages) * int(page)
 
 
+# messages of allocation failures: CUDA ("CUDA out of memory"), torch's CPU allocator ("DefaultCPUAllocator:
+# can't allocate memory"), and oneDNN, whose CPU kernels fail with "could not create a primitive" when their
+# scratch memory cannot be allocated (seen here with a capped address space)
+_CPU_ALLOC_FAILURES = (
+    "out of memory",
+    "can't allocate memory",
+    "cannot allocate memory",
+    "failed to allocate",
+    "could not create a primitive",
+)
+
+
 def _is_oom(exc: BaseException) -> bool:
-    oom = getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom is not None and isinstance(exc, oom):
+    """A CUDA or CPU allocation failure (torch's OutOfMemoryError, the CPU allocator's RuntimeError, or
+    Python's MemoryError) — the errors a smaller batch can cure."""
+    if isinstance(exc, MemoryError):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    for name in ("OutOfMemoryError",):
+        for owner in (torch, torch.cuda):
+            cls = getattr(owner, name, None)
+            if isinstance(cls, type) and isinstance(exc, cls):
+                return True
+    low = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(s in low for s in _CPU_ALLOC_FAILURES)
 
 
 def _sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
@@ -501,6 +524,8 @@ class HFModel:
         self._fixed_batch_size: int | None = options.batch_size or None  # None: automatic
         self._auto_batch: tuple[int, int] | None = None  # (probed sequence length, batch size) when automatic
         self._available_ram: int | None = None
+        self._oom_cap: int | None = None  # after an out-of-memory retry: the batch size never exceeds this
+        self.batch_halvings: list[BatchHalving] = []  # out-of-memory retries so far (recorded in the report)
         self._logits_to_keep: bool | None = None  # the model's forward accepts logits_to_keep (found on first use)
         self._dtype_name = options.dtype
         self._max_length = options.max_length or _context_length(model.config, tokenizer)
@@ -599,10 +624,10 @@ class HFModel:
         again only for a longer workload).
         """
         if self._fixed_batch_size is not None:
-            return self._fixed_batch_size
+            return self._capped(self._fixed_batch_size)
         max_len = max(1, min(int(max_len), self._max_length))
         if self._auto_batch is not None and max_len <= self._auto_batch[0]:
-            return self._auto_batch[1]
+            return self._capped(self._auto_batch[1])
         if self._device.type == "cuda":
             found = self._probe_cuda_batch_size(max_len)
         else:
@@ -613,7 +638,46 @@ class HFModel:
                 max_len, hidden=hidden, layers=layers, vocab=self._vocab_size, available_bytes=self._available_ram
             )
         self._auto_batch = (max_len, found)
-        return found
+        return self._capped(found)
+
+    def _capped(self, size: int) -> int:
+        return size if self._oom_cap is None else max(1, min(size, self._oom_cap))
+
+    def _run_batches(self, stage: str, lengths: Sequence[int], max_len: int, fn: Callable[[list[int]], None]) -> None:
+        """Call ``fn`` on length-sorted batches of indices into ``lengths``; on a CUDA or CPU allocation failure
+        free what can be freed, halve the batch size (for the rest of this model's work), record it in
+        :attr:`batch_halvings` and run the same sequences again. ``fn`` must only publish its results once
+        it has them all, so a failed batch leaves nothing half-written. Out of memory at batch size 1 is
+        raised as :class:`OutOfMemory`."""
+        pending = list(_sorted_batches(lengths, self.batch_size_for(max_len)))
+        while pending:
+            batch = pending.pop(0)
+            try:
+                fn(batch)
+                continue
+            except Exception as exc:
+                if not _is_oom(exc):
+                    raise
+                message = _one_line(exc)
+            # outside the handler: the failed batch's tensors, held by the traceback's frames, can be freed
+            self._release_memory()
+            if len(batch) == 1:
+                raise OutOfMemory(
+                    f"model '{self.name}' ran out of memory on {self._device} even at batch size 1 "
+                    f"({message}); use --dtype bfloat16, a shorter --max-length or a device with more memory"
+                )
+            half = len(batch) // 2
+            self._oom_cap = half
+            self.batch_halvings.append(
+                BatchHalving(stage=stage, from_size=len(batch), to_size=half, device=str(self._device), error=message)
+            )
+            rest = batch + [i for b in pending for i in b]  # still longest first
+            pending = [rest[k : k + half] for k in range(0, len(rest), half)]
+
+    def _release_memory(self) -> None:
+        gc.collect()
+        if self._device.type == "cuda" and torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     # ---- text
 
@@ -647,7 +711,8 @@ class HFModel:
             groups.setdefault(tuple((c + k)[-(self._max_length + 1) :][:-1]), []).append(i)
         jobs = list(groups.items())
         lengths = [len(seq) for seq, _ in jobs]
-        for batch in _sorted_batches(lengths, self.batch_size_for(max(lengths, default=1))):
+
+        def run(batch: list[int]) -> None:
             requests: list[tuple[int, int, Sequence[int]]] = []
             owners: list[int] = []
             for row, j in enumerate(batch):
@@ -662,10 +727,14 @@ class HFModel:
             if keep is not None:
                 index = {col: k for k, col in enumerate(keep)}
                 requests = [(row, index[start], cont) for row, start, cont in requests]
-            for i, (lp, match) in zip(owners, self._score_many(logits, requests), strict=True):
+            scored = self._score_many(logits, requests)
+            del logits
+            for i, (lp, match) in zip(owners, scored, strict=True):
                 results[i] = LoglikelihoodResult(
                     logprob=float(lp.sum()), n_tokens=int(lp.shape[0]), is_greedy=bool(match.all())
                 )
+
+        self._run_batches("loglikelihood", lengths, max(lengths, default=1), run)
         return [r for r in results if r is not None]
 
     def token_stats(self, sequences: Sequence[Sequence[int]], prefix_lens: Sequence[int]) -> list[TokenStats]:
@@ -685,18 +754,23 @@ class HFModel:
             items.append((ids[cut:], p - cut))
         results: list[TokenStats | None] = [None] * len(items)
         lengths = [len(ids) for ids, _ in items]
-        for batch in _sorted_batches(lengths, self.batch_size_for(max(lengths, default=1))):
+
+        def run(batch: list[int]) -> None:
             logits = self._forward([items[i][0] for i in batch])
             requests = [(row, items[i][1] - 1, items[i][0][items[i][1] :]) for row, i in enumerate(batch)]
-            for i, (lp, match) in zip(batch, self._score_many(logits, requests), strict=True):
+            scored = self._score_many(logits, requests)
+            del logits
+            for i, (lp, match) in zip(batch, scored, strict=True):
                 results[i] = TokenStats(logprobs=lp, argmax_match=match)
+
+        self._run_batches("token_stats", lengths, max(lengths, default=1), run)
         return [r for r in results if r is not None]
 
     def greedy(self, prefixes: Sequence[Sequence[int]], n_new: int) -> list[list[int]]:
         """Greedy-decode exactly ``n_new`` tokens after each prefix (EOS does not stop decoding)."""
         if n_new < 0:
             raise ValueError("n_new must be >= 0")
-        return self._decode(prefixes, n_new, None)
+        return self._decode(prefixes, n_new, None, "greedy")
 
     def sample(
         self,
@@ -727,10 +801,14 @@ class HFModel:
             gens = [_row_generator(seed, i) for i in batch]
             return LogitsProcessorList([_GumbelSampler(gens, temperature, top_k)])
 
-        return self._decode(prefixes, n_new, processor)
+        return self._decode(prefixes, n_new, processor, "sample")
 
     def _decode(
-        self, prefixes: Sequence[Sequence[int]], n_new: int, processor: Callable[[list[int]], Any] | None
+        self,
+        prefixes: Sequence[Sequence[int]],
+        n_new: int,
+        processor: Callable[[list[int]], Any] | None,
+        stage: str,
     ) -> list[list[int]]:
         """Decode exactly ``n_new`` tokens after each prefix: left-padded, length-sorted batches, order kept.
 
@@ -744,8 +822,8 @@ class HFModel:
         items = [[int(t) for t in p][-keep:] or [self._prefix_id] for p in prefixes]
         model = self._live()
         results: list[list[int] | None] = [None] * len(items)
-        batch_size = self.batch_size_for(max(map(len, items), default=0) + n_new)
-        for batch in _sorted_batches([len(x) for x in items], batch_size):
+
+        def run(batch: list[int]) -> None:
             width = max(len(items[i]) for i in batch)
             ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -766,8 +844,11 @@ class HFModel:
             new = out.sequences[:, width:].cpu()
             if new.shape[1] != n_new:
                 raise RuntimeError(f"generation returned {new.shape[1]} tokens instead of {n_new}")
+            del out
             for row, i in enumerate(batch):
                 results[i] = [int(t) for t in new[row].tolist()]
+
+        self._run_batches(stage, [len(x) for x in items], max(map(len, items), default=0) + n_new, run)
         return [r for r in results if r is not None]
 
     # ---- internals

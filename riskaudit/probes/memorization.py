@@ -493,7 +493,7 @@ class MemorizationProbe:
                 f"exposure: at most {cfg.max_canaries_per_dup} canaries per duplication count (kinds taken in "
                 f"turn), {cfg.n_candidates} sampled candidates each unless |R| <= {cfg.exact_max_space}"
             )
-        kept_docs = 0
+        kept_docs = examined_docs = 0
         groups: tuple[tuple[Group, Sequence[Document], int], ...] = (
             ("document", self.data.documents, cfg.n_documents),
             ("heldout", self.data.heldout, cfg.n_heldout),
@@ -530,13 +530,13 @@ class MemorizationProbe:
                 f"prefix + suffix = {k}+{m} tokens"
             )
             if group == "document":
-                kept_docs = kept
+                kept_docs, examined_docs = kept, examined
             if kept < n:
                 notes.append(f"{what} documents: only {kept} of the {n} wanted are long enough")
         if self.data.documents and kept_docs == 0:
             raise ProbeError(
-                f"probe {self.id}: no training document has at least prefix + suffix = {k + m} tokens "
-                f"for model {model.name!r}; lower --prefix-len / --suffix-len"
+                f"probe {self.id}: all {examined_docs} training documents examined are shorter than prefix + "
+                f"suffix = {k}+{m} tokens for model {model.name!r}; lower --prefix-len / --suffix-len"
             )
         notes.append(
             f"extraction: {k}-token prefix and {m}-token suffix for documents; canaries use their own "
