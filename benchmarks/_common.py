@@ -26,6 +26,7 @@ def parser(description: str, repeat: int = 3) -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=repeat, help="timed repetitions; the median is reported")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (timings synchronise the device)")
     return p
 
 
@@ -46,10 +47,22 @@ def member_source(name: str) -> str:
     raise SystemExit(f"no member {name!r} in the demo family: {', '.join(m.name for m in fam.members)}")
 
 
-def load(name: str, batch_size: int | None = 32, dtype: str = "float32") -> Any:
+def load(name: str, batch_size: int | None = 32, dtype: str = "float32", device: str = "cpu") -> Any:
     from riskaudit.models import LoadOptions, load_model
 
-    return load_model(member_source(name), None, LoadOptions(batch_size=batch_size, dtype=dtype), name=name)
+    opts = LoadOptions(batch_size=batch_size, dtype=dtype, device=device)
+    return load_model(member_source(name), None, opts, name=name)
+
+
+def sync() -> None:
+    """Wait for queued GPU work, so that a wall-clock interval covers it (no-op on the CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def clock() -> float:
+    sync()
+    return time.perf_counter()
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -57,9 +70,9 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     out = fn()
     times = []
     for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
+        t0 = clock()
         out = fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return statistics.median(times), out
 
 

@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--suffix-len", type=int, default=16)
     args = ap.parse_args()
     c.setup(args)
-    m = c.load(args.member, args.batch_size or None)
+    m = c.load(args.member, args.batch_size or None, device=args.device)
     items: list[tuple[list[int], list[int]]] = []
     if args.items in ("canaries", "all"):
         items += [(m.encode(x["prefix"]), m.encode(x["secret"])) for x in c.canaries()]
@@ -56,7 +56,7 @@ def main() -> None:
     ratio = t_gen / t_one
     print(
         f"member={args.member} items={len(items)} ({args.items}) max_suffix_tokens={n_new} "
-        f"batch_size={m.batch_size} extractable={sum(v_one)}"
+        f"batch_size={m.batch_size} extractable={sum(v_one)} device={m.device}"
     )
     print(f"one-pass token_stats: {t_one * 1e3:.1f} ms   generate greedy: {t_gen * 1e3:.1f} ms   same verdicts: {same}")
     c.result("extraction_speedup", ratio, ">=10", same and ratio >= 10, same_verdicts=same)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU checks of the performance and reliability issues, in one run on a machine with one CUDA GPU and the
+# project's dependencies (figures in benchmarks/README.md). Usage, from the repository root:
+#   OUT=/tmp/gpu bash benchmarks/gpu_session.sh [CPU_REPORT]
+# CPU_REPORT (default reports/demo.json): a CPU scan of the demo family to compare the GPU scan with.
+set -uo pipefail
+OUT=${OUT:-/tmp/riskaudit-gpu}
+CPU_REPORT=${1:-reports/demo.json}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PY=${PYTHON:-python3}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+$PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+step() { echo; echo "== $*"; }
+cd benchmarks
+step oom; $PY bench_oom.py
+step extraction; $PY bench_extraction.py --device cuda --repeat 5
+step extraction-pythia-32-32; $PY bench_extraction.py --device cuda --repeat 5 --items documents --documents 1000 \
+  --prefix-len 32 --suffix-len 32
+step throughput; $PY bench_throughput.py --device cuda --repeat 5
+step throughput-auto; $PY bench_throughput.py --device cuda --repeat 5 --batch-size 0
+step lm-eval; $PY bench_lm_eval.py --device cuda --repeat 5
+cd ..
+step scan-cuda
+t0=$(date +%s%N)
+$PY -m riskaudit scan --family demo --device cuda --batch-size 0 --no-cache -q --out /tmp/rg/demo-cuda.json >/dev/null
+echo "rc=$? milliseconds=$(( ($(date +%s%N) - t0) / 1000000 ))"
+cp /tmp/rg/demo-cuda.json "$OUT/"
+$PY benchmarks/compare_reports.py "$CPU_REPORT" /tmp/rg/demo-cuda.json
+step scan-cuda-capped
+$PY - scan --family demo --device cuda --batch-size 1024 --no-cache -q --out /tmp/rg/demo-capped.json <<'PY' >/dev/null
+import sys
+import torch
+torch.cuda.set_per_process_memory_fraction(600 * 2**20 / torch.cuda.get_device_properties(0).total_memory)
+from riskaudit.cli import main
+sys.argv = ["riskaudit", *sys.argv[1:]]
+main()
+PY
+echo "rc=$?"
+cp /tmp/rg/demo-capped.json "$OUT/"
+$PY -c "
+import json; r = json.load(open('/tmp/rg/demo-capped.json'))
+for m in r['members']:
+    print(m['name'], [(h['probe_id'], h['from_size'], h['to_size']) for h in m['batch_halvings']])
+print([n for n in r['notes'] if 'out of memory' in n][:2])"
+$PY benchmarks/compare_reports.py /tmp/rg/demo-cuda.json /tmp/rg/demo-capped.json --tol 1e-4
