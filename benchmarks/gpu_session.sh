@@ -11,23 +11,25 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHO
 PY=${PYTHON:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
-step() { echo; echo "== $*"; }
+# ONLY="oom extraction ..." runs just those steps (default: all)
+want() { [[ -z "${ONLY:-}" || " $ONLY " == *" $1 "* ]] && { echo; echo "== $1"; }; }
 cd benchmarks
-step oom; $PY bench_oom.py
-step extraction; $PY bench_extraction.py --device cuda --repeat 5
-step extraction-pythia-32-32; $PY bench_extraction.py --device cuda --repeat 5 --items documents --documents 1000 \
+want oom && $PY bench_oom.py
+want extraction && $PY bench_extraction.py --device cuda --repeat 5
+want extraction-pythia-32-32 && $PY bench_extraction.py --device cuda --repeat 5 --items documents --documents 1000 \
   --prefix-len 32 --suffix-len 32
-step throughput; $PY bench_throughput.py --device cuda --repeat 5
-step throughput-auto; $PY bench_throughput.py --device cuda --repeat 5 --batch-size 0
-step lm-eval; $PY bench_lm_eval.py --device cuda --repeat 5
+want throughput && $PY bench_throughput.py --device cuda --repeat 5
+want throughput-auto && $PY bench_throughput.py --device cuda --repeat 5 --batch-size 0
+want lm-eval && $PY bench_lm_eval.py --device cuda --repeat 5
 cd ..
-step scan-cuda
+want scan-cuda && {
 t0=$(date +%s%N)
 $PY -m riskaudit scan --family demo --device cuda --batch-size 0 --no-cache -q --out /tmp/rg/demo-cuda.json >/dev/null
 echo "rc=$? milliseconds=$(( ($(date +%s%N) - t0) / 1000000 ))"
 cp /tmp/rg/demo-cuda.json "$OUT/"
 $PY benchmarks/compare_reports.py "$CPU_REPORT" /tmp/rg/demo-cuda.json
-step scan-cuda-capped
+}
+want scan-cuda-capped && {
 $PY - scan --family demo --device cuda --batch-size 1024 --no-cache -q --out /tmp/rg/demo-capped.json <<'PY' >/dev/null
 import sys
 import torch
@@ -44,3 +46,4 @@ for m in r['members']:
     print(m['name'], [(h['probe_id'], h['from_size'], h['to_size']) for h in m['batch_halvings']])
 print([n for n in r['notes'] if 'out of memory' in n][:2])"
 $PY benchmarks/compare_reports.py /tmp/rg/demo-cuda.json /tmp/rg/demo-capped.json --tol 1e-4
+}

@@ -120,15 +120,22 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def run_metadata(device: str, dtype: str, seed: int, command: str = "") -> RunMetadata:
-    import torch
-    import transformers
+def _version(dist: str) -> str | None:
+    """An installed distribution's version, read from its metadata (importing torch costs seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def run_metadata(device: str, dtype: str, seed: int, command: str = "") -> RunMetadata:
     return RunMetadata(
         riskaudit_version=__version__,
         python_version=sys.version.split()[0],
-        torch_version=str(torch.__version__),
-        transformers_version=str(transformers.__version__),
+        torch_version=_version("torch"),
+        transformers_version=_version("transformers"),
         platform=platform.platform(),
         git_commit=git_commit(),
         device=device,
@@ -158,15 +165,25 @@ def sidecar_path_for(report_path: Path) -> Path:
     return report_path.with_name(name + ".items.jsonl")
 
 
-def write_report(report: Report, path: Path, rows: Iterable[SidecarRow] | None = None) -> Report:
-    """Write the sidecar (when rows are given) then the report, each atomically; returns the written report."""
+def encode_sidecar(rows: Iterable[SidecarRow]) -> bytes:
+    """The sidecar file's bytes: one JSON object per line, keys sorted (deterministic)."""
+    try:
+        lines = [json.dumps(r.model_dump(mode="json"), allow_nan=False, sort_keys=True) for r in rows]
+    except ValueError as exc:
+        raise RiskauditError(f"refusing to write the sidecar: an item record holds a NaN or Infinity ({exc})") from exc
+    return ("\n".join(lines) + ("\n" if lines else "")).encode()
+
+
+def write_report(report: Report, path: Path, rows: Iterable[SidecarRow] | bytes | None = None) -> Report:
+    """Write the sidecar (when rows, or their :func:`encode_sidecar` bytes, are given) then the report, each
+    atomically; returns the written report."""
     if rows is not None:
         side = sidecar_path_for(path)
-        lines = [json.dumps(r.model_dump(mode="json"), allow_nan=False, sort_keys=True) for r in rows]
-        data = ("\n".join(lines) + ("\n" if lines else "")).encode()
+        data = rows if isinstance(rows, bytes) else encode_sidecar(rows)
+        n_rows = data.count(b"\n")
         _atomic_write_bytes(side, data)
         report = report.model_copy(
-            update={"sidecar": SidecarRef(path=side.name, rows=len(lines), sha256=hashlib.sha256(data).hexdigest())}
+            update={"sidecar": SidecarRef(path=side.name, rows=n_rows, sha256=hashlib.sha256(data).hexdigest())}
         )
     try:
         text = json.dumps(report.model_dump(mode="json"), allow_nan=False, indent=1)

@@ -12,8 +12,13 @@ def package_data_dir() -> Path:
 
 
 def probe_data_dir() -> Path:
-    """The built-in probe definitions (top-level ``probes/`` in the repository)."""
-    return Path(str(resources.files("riskaudit.probe_data")))
+    """The built-in probe definitions (top-level ``probes/`` in the repository; the package
+    ``riskaudit.probe_data`` once installed). A checkout used without installing (``PYTHONPATH``) has no
+    such package, so the repository's ``probes/`` is used."""
+    try:
+        return Path(str(resources.files("riskaudit.probe_data")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "probes"
 
 
 def demo_dir() -> Path:

@@ -46,7 +46,6 @@ from typing import Annotated, Literal
 import numpy as np
 import numpy.typing as npt
 from pydantic import AfterValidator, BaseModel, Field, model_validator
-from scipy import stats as sps
 
 from riskaudit import stats
 from riskaudit.probes.base import Direction, MetricKind
@@ -521,11 +520,15 @@ def _parametric(
 @functools.lru_cache(maxsize=256)
 def _t(alpha: float, df: int) -> float:
     """The two-sided Student t quantile t_{1−α/2, df}."""
+    from scipy import stats as sps  # here: importing scipy.stats costs ~0.5 s
+
     return float(sps.t.ppf(1.0 - alpha / 2.0, df))
 
 
 def _z(alpha: float) -> float:
     """The two-sided normal quantile z_{1−α/2}."""
+    from scipy import stats as sps
+
     return _Z975 if alpha == 0.05 else float(sps.norm.ppf(1.0 - alpha / 2.0))
 
 
@@ -566,6 +569,8 @@ def _slope_ci(
 
 
 def _growth(axis: XAxis, x: FloatArray, prep: _Prepared, alpha: float) -> GrowthFit:
+    from scipy import stats as sps
+
     y = prep.y
     n = int(y.size)
     if float(np.ptp(x)) <= _TINY:

@@ -7,12 +7,13 @@ freed before the next. Core code never prints: progress goes through :class:`Sca
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from riskaudit.errors import ModelLoadError, RiskauditError
 from riskaudit.families import Family, ModelSpec
@@ -28,12 +29,14 @@ from riskaudit.report import (
     ProbeDefinition,
     ProbeOutcome,
     Report,
+    RunMetadata,
     SidecarRow,
+    encode_sidecar,
     run_metadata,
     utc_now,
 )
-from riskaudit.scaling import AnalysisConfig, analyze_family
-from riskaudit.store import ModelInfo, ResultStore, UnitKey, is_pinned, unit_options_hash
+from riskaudit.scaling import AnalysisConfig, FamilyAnalysis, analyze_family
+from riskaudit.store import ModelInfo, ResultStore, UnitKey, code_fingerprint, is_pinned, unit_options_hash
 
 OccupationTable = Literal["bls2015", "bls2022"]
 
@@ -118,6 +121,8 @@ class MemberRun(BaseModel):
     report: MemberReport  # scale and status; probes filled in by :func:`run_scan`
     results: dict[str, ProbeResult] = {}
     seconds: dict[str, float] = {}
+    unit_digests: list[str] = []  # store keys of its units, in probe order (empty: not storable)
+    computed: bool = False  # some unit was computed in this run (not all came from the store)
 
 
 def _unit_keys(
@@ -154,7 +159,6 @@ def scan_member(
     newly computed unit is stored as soon as its probe returns, raw, before any family-level finalization.
     """
     t0 = time.perf_counter()
-    torch.manual_seed(options.seed)
     results: dict[str, ProbeResult] = {}
     seconds: dict[str, float] = {}
     fp = ""
@@ -176,9 +180,13 @@ def scan_member(
     load_s = 0.0
     halvings: list[BatchHalving] = []
     need_counts = params_total is None or params_nonemb is None
-    if len(results) < len(probes) or (need_counts and info is None):
+    computed = len(results) < len(probes) or (need_counts and info is None)
+    if computed:
         with load_model(member.source, member.revision, options.load, name=member.name) as model:
             load_s = time.perf_counter() - t0
+            import torch  # only here: a scan served from the store never imports it
+
+            torch.manual_seed(options.seed)
             if params_total is None:
                 params_total = model.n_params_total
             if params_nonemb is None:
@@ -218,8 +226,22 @@ def scan_member(
         if params_nonemb is None and info is not None:
             params_nonemb = info.params_nonembedding
     results = {p.id: results[p.id] for p in probes}  # scan order, whatever came from the store
+    report = _member_report(family, member, params_total, params_nonemb, counted, load_s, halvings)
+    digests = [keys[p.id].digest() for p in probes] if store is not None and is_pinned(fp) else []
+    return MemberRun(report=report, results=results, seconds=seconds, unit_digests=digests, computed=computed)
+
+
+def _member_report(
+    family: Family,
+    member: ModelSpec,
+    params_total: int | None,
+    params_nonemb: int | None,
+    counted: bool,
+    load_s: float = 0.0,
+    halvings: list[BatchHalving] | None = None,
+) -> MemberReport:
     spec = member.model_copy(update={"params_total": params_total, "params_nonembedding": params_nonemb})
-    report = MemberReport(
+    return MemberReport(
         name=member.name,
         source=member.source,
         revision=member.revision,
@@ -229,9 +251,51 @@ def scan_member(
         train_tokens=member.train_tokens,
         flops=spec.flops(family.flops_basis),
         load_seconds=round(load_s, 3),
-        batch_halvings=halvings,
+        batch_halvings=halvings or [],
     )
-    return MemberRun(report=report, results=results, seconds=seconds)
+
+
+def _stored_member(
+    family: Family, member: ModelSpec, probes: Sequence[Probe], options: ScanOptions, store: ResultStore
+) -> MemberRun | None:
+    """The member's report and unit keys when every unit (and its parameter counts) is in the store, found
+    without loading the model or decoding any result; None otherwise."""
+    fp = store.weights_fingerprint(member.source, member.revision)
+    if not probes or not is_pinned(fp):
+        return None
+    keys = _unit_keys(member, probes, options, fp)
+    if not all(store.has(keys[p.id]) for p in probes):
+        return None
+    params_total, params_nonemb = member.params_total, member.params_nonembedding
+    if params_total is None or params_nonemb is None:
+        info = store.get_model_info(keys[probes[0].id].model)
+        if info is None:
+            return None
+        params_total = info.params_total if params_total is None else params_total
+        params_nonemb = info.params_nonembedding if params_nonemb is None else params_nonemb
+    report = _member_report(family, member, params_total, params_nonemb, member.params_total is None)
+    return MemberRun(report=report, unit_digests=[keys[p.id].digest() for p in probes])
+
+
+PRODUCT_FORMAT = 1
+
+
+def product_key(family: Family, probes: Sequence[Probe], options: ScanOptions, runs: Sequence[MemberRun]) -> str:
+    """sha256 over every input of a scan's family-level product: the code, the family, the probes and their
+    content hashes, the seed, and each member's scale and unit keys (model, revision, weights, dtype, probe,
+    options). Equal keys ⇒ the finalized outcomes, the analysis and the sidecar are equal."""
+    doc = {
+        "format": PRODUCT_FORMAT,
+        "code": code_fingerprint(),
+        "family": [family.name, family.description, family.flops_basis],
+        "probes": [[p.id, p.content_hash()] for p in probes],
+        "seed": options.seed,
+        "members": [
+            [r.report.model_dump(mode="json", exclude={"load_seconds", "probes", "batch_halvings"}), r.unit_digests]
+            for r in runs
+        ],
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _finalize(probes: Sequence[Probe], runs: list[MemberRun]) -> None:
@@ -272,11 +336,15 @@ def run_scan(
     events: ScanEvents | None = None,
     store: ResultStore | None = None,
     counter: UnitCounter | None = None,
-) -> tuple[Report, list[SidecarRow]]:
-    """Scan every member of ``family`` with ``probes`` (default: the built-in probes).
+) -> tuple[Report, bytes]:
+    """Scan every member of ``family`` with ``probes`` (default: the built-in probes); returns the report and
+    its sidecar (JSON lines, one per item record, as :func:`~riskaudit.report.write_report` writes them).
 
-    ``counter`` (optional) counts the units stored as they are stored, so a caller interrupted mid-scan
-    can say how much work was kept.
+    With a ``store``: units are taken from it and stored as computed (see :func:`scan_member`), and the
+    family-level product (finalized outcomes, analysis, sidecar) is stored under :func:`product_key`; when
+    every unit and that product are stored, the scan is served from it without loading, decoding or
+    analysing anything. ``counter`` (optional) counts the units stored as they are stored, so a caller
+    interrupted mid-scan can say how much work was kept.
     """
     opts = options or ScanOptions()
     ev: ScanEvents = events or _NoEvents()
@@ -286,6 +354,10 @@ def run_scan(
     if not family.members:
         raise RiskauditError(f"family {family.name!r} has no members to scan")
     meta = run_metadata(opts.load.device, opts.load.dtype, opts.seed, opts.command)
+    served = _from_product(family, probe_list, opts, store, ev) if store is not None else None
+    if served is not None:
+        members, analysis, sidecar = served
+        return _assemble(meta, family, probe_list, members, analysis), sidecar
     runs: list[MemberRun] = []
     n = len(family.members)
     for i, member in enumerate(family.members):
@@ -311,7 +383,7 @@ def run_scan(
         runs.append(run)
         ev.member_done(i, n, run.report.model_copy(update={"probes": []}), sum(run.seconds.values()))
     _finalize(probe_list, runs)
-    members: list[MemberReport] = []
+    members = []
     rows: list[SidecarRow] = []
     replicates: dict[str, ProbeReplicates] = {}
     for run in runs:
@@ -329,16 +401,66 @@ def run_scan(
         members.append(run.report.model_copy(update={"probes": outcomes}))
         rows.extend(SidecarRow(member=run.report.name, record=r) for res in run.results.values() for r in res.records)
         replicates[run.report.name] = {pid: res.replicates for pid, res in run.results.items()}
+    sidecar = encode_sidecar(rows)
+    report = _assemble(meta, family, probe_list, members, None)
+    analysis = analyze_family(series_from_report(report, replicates), AnalysisConfig(seed=opts.seed))
+    if store is not None and all(r.unit_digests and r.report.status == "ok" for r in runs):
+        product = {
+            "outcomes": [[p.model_dump(mode="json") for p in m.probes] for m in members],
+            "analysis": analysis.model_dump(mode="json"),
+            "sidecar": sidecar.decode(),
+        }
+        store.put_product(product_key(family, probe_list, opts, runs), product)
+    return report.model_copy(update={"analysis": analysis}), sidecar
+
+
+def _assemble(
+    meta: RunMetadata,
+    family: Family,
+    probes: Sequence[Probe],
+    members: list[MemberReport],
+    analysis: FamilyAnalysis | None,
+) -> Report:
     notes = sorted({note for m in members for p in m.probes for note in p.notes} | _halving_notes(members))
-    report = Report(
+    return Report(
         run=meta.model_copy(update={"finished_utc": utc_now()}),
         family=FamilyInfo(name=family.name, description=family.description, flops_basis=family.flops_basis),
         members=members,
         probes=[
-            ProbeDefinition(id=p.id, content_hash=p.content_hash(), description=_probe_description(p))
-            for p in probe_list
+            ProbeDefinition(id=p.id, content_hash=p.content_hash(), description=_probe_description(p)) for p in probes
         ],
         notes=notes,
+        analysis=analysis,
     )
-    analysis = analyze_family(series_from_report(report, replicates), AnalysisConfig(seed=opts.seed))
-    return report.model_copy(update={"analysis": analysis}), rows
+
+
+def _from_product(
+    family: Family, probes: Sequence[Probe], options: ScanOptions, store: ResultStore, events: ScanEvents
+) -> tuple[list[MemberReport], FamilyAnalysis, bytes] | None:
+    """Members (no time spent: nothing computed), analysis and sidecar of a stored family product whose
+    every input is unchanged; None when any unit or the product is missing (or undecodable)."""
+    runs: list[MemberRun] = []
+    for member in family.members:
+        run = _stored_member(family, member, probes, options, store)
+        if run is None:
+            return None
+        runs.append(run)
+    product = store.get_product(product_key(family, probes, options, runs))
+    if product is None:
+        return None
+    try:
+        analysis = FamilyAnalysis.model_validate(product["analysis"])
+        sidecar = str(product["sidecar"]).encode()
+        members = [
+            run.report.model_copy(
+                update={"probes": [ProbeOutcome.model_validate({**o, "seconds": 0.0}) for o in outcomes]}
+            )
+            for run, outcomes in zip(runs, product["outcomes"], strict=True)
+        ]
+    except (KeyError, TypeError, ValueError, ValidationError):
+        return None
+    n = len(members)
+    for i, (member, m) in enumerate(zip(family.members, members, strict=True)):
+        events.member_start(i, n, member)
+        events.member_done(i, n, m.model_copy(update={"probes": []}), 0.0)
+    return members, analysis, sidecar

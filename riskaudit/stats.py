@@ -17,7 +17,6 @@ from typing import overload
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import rankdata
 
 from riskaudit.probes.base import Direction, MetricKind, MetricResult
 
@@ -72,6 +71,8 @@ def pearson(x: npt.ArrayLike, y: npt.ArrayLike) -> float | None:
 
 def spearman(x: npt.ArrayLike, y: npt.ArrayLike) -> float | None:
     """Spearman ρ (Pearson of average ranks); None when either vector is constant."""
+    from scipy.stats import rankdata  # here: importing scipy.stats costs ~0.5 s
+
     pair = _pair(x, y)
     if pair is None:
         return None
@@ -128,6 +129,8 @@ def rowwise_pearson(x: FloatArray, y: FloatArray) -> FloatArray:
 def rowwise_spearman(x: FloatArray, y: FloatArray) -> FloatArray:
     """Spearman ρ of each row pair over the pairs where both are finite (average ranks among those pairs);
     NaN where a row has fewer than two such pairs or either side is constant."""
+    from scipy.stats import rankdata
+
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     w = np.isfinite(x) & np.isfinite(y)
     if w.all():

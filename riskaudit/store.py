@@ -28,6 +28,7 @@ import math
 import os
 import sqlite3
 import sys
+import time
 import zlib
 from array import array
 from collections.abc import Callable, Iterator, Mapping
@@ -119,6 +120,12 @@ CREATE TABLE IF NOT EXISTS models (
     info_json TEXT NOT NULL,
     created_utc TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS products (
+    product_key TEXT PRIMARY KEY,
+    payload BLOB NOT NULL,
+    created_utc TEXT NOT NULL,
+    riskaudit_version TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS file_hashes (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -129,7 +136,7 @@ CREATE TABLE IF NOT EXISTS file_hashes (
     hashed_utc TEXT NOT NULL
 );
 """
-_TABLES = frozenset({"schema_version", "units", "models", "file_hashes"})
+_TABLES = frozenset({"schema_version", "units", "models", "products", "file_hashes"})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -419,6 +426,39 @@ def _decode(blob: bytes) -> ProbeResult | None:
     return result
 
 
+def _switch_to_wal(conn: sqlite3.Connection) -> Any:
+    """``PRAGMA journal_mode = WAL``, retried: SQLite answers "database is locked" at once, without the busy
+    timeout, while another connection is creating the same new store."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+# every field of the key must match, not only its digest
+_UNIT_WHERE = (
+    "WHERE unit_id = ? AND model_id = ? AND revision IS ? AND weights_hash = ? AND dtype = ? AND probe_id = ? "
+    "AND probe_hash = ? AND unit_options_hash = ?"
+)
+
+
+def _unit_params(key: UnitKey) -> tuple[str | None, ...]:
+    return (
+        key.digest(),
+        key.model_id,
+        key.revision,
+        key.weights_hash,
+        key.dtype,
+        key.probe_id,
+        key.probe_hash,
+        key.unit_options_hash,
+    )
+
+
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -506,7 +546,7 @@ class ResultStore:
         try:
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            mode = _switch_to_wal(conn)
             if mode is None or str(mode[0]).lower() != "wal":
                 raise self._unusable(f"cannot switch it to WAL mode (journal mode {mode and mode[0]})")
             conn.execute("PRAGMA synchronous = NORMAL")  # durable across crashes of the process in WAL mode
@@ -576,20 +616,7 @@ class ResultStore:
         :meth:`put` replaces it.
         """
         with self._guard():
-            row = self._conn.execute(
-                "SELECT payload FROM units WHERE unit_id = ? AND model_id = ? AND revision IS ? AND weights_hash = ? "
-                "AND dtype = ? AND probe_id = ? AND probe_hash = ? AND unit_options_hash = ?",
-                (
-                    key.digest(),
-                    key.model_id,
-                    key.revision,
-                    key.weights_hash,
-                    key.dtype,
-                    key.probe_id,
-                    key.probe_hash,
-                    key.unit_options_hash,
-                ),
-            ).fetchone()
+            row = self._conn.execute(f"SELECT payload FROM units {_UNIT_WHERE}", _unit_params(key)).fetchone()
         if row is None:
             return None
         result = _decode(bytes(row[0]))
@@ -652,6 +679,43 @@ class ResultStore:
                 "INSERT OR REPLACE INTO models (model_key, model_id, revision, weights_hash, info_json, created_utc) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (key.digest(), key.model_id, key.revision, key.weights_hash, info.model_dump_json(), _utc_now()),
+            )
+
+    # ---- family products
+
+    def has(self, key: UnitKey) -> bool:
+        """Whether a result of exactly this unit is stored (without decoding it)."""
+        with self._guard():
+            row = self._conn.execute(f"SELECT 1 FROM units {_UNIT_WHERE}", _unit_params(key)).fetchone()
+        return row is not None
+
+    def get_product(self, key: str) -> dict[str, Any] | None:
+        """The family-level product (finalized outcomes, analysis, sidecar) stored under ``key``, or None.
+
+        ``key`` must digest every input of the product: the units of every member, the family, the probes,
+        the options and the code (see :func:`riskaudit.scan.product_key`). Undecodable payloads are misses.
+        """
+        with self._guard():
+            row = self._conn.execute("SELECT payload FROM products WHERE product_key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            doc = json.loads(zlib.decompress(bytes(row[0])))
+        except (zlib.error, ValueError):
+            return None
+        if not isinstance(doc, dict) or doc.get("format") != RESULT_FORMAT:
+            return None
+        return doc
+
+    def put_product(self, key: str, product: Mapping[str, Any]) -> None:
+        """Store a family-level product (JSON-serializable, finite numbers only) under ``key``."""
+        doc = {"format": RESULT_FORMAT, **product}
+        blob = zlib.compress(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode(), _COMPRESS_LEVEL)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO products (product_key, payload, created_utc, riskaudit_version) "
+                "VALUES (?, ?, ?, ?)",
+                (key, sqlite3.Binary(blob), _utc_now(), __version__),
             )
 
     # ---- file hashes (the weights_fingerprint sidecar)
@@ -723,11 +787,13 @@ class ResultStore:
         )
 
     def clear(self) -> int:
-        """Delete every stored unit, model fact and file hash; return the number of units deleted."""
+        """Delete every stored unit, model fact, family product and file hash; return the number of units
+        deleted."""
         with self._transaction() as conn:
             n = int(conn.execute("SELECT count(*) FROM units").fetchone()[0])
             conn.execute("DELETE FROM units")
             conn.execute("DELETE FROM models")
+            conn.execute("DELETE FROM products")
             conn.execute("DELETE FROM file_hashes")
         with self._guard():
             self._conn.execute("VACUUM")

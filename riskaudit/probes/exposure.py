@@ -31,7 +31,6 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import norm
 
 from riskaudit.zoo.corpus import Canary, format_digits_secret, sample_secret
 
@@ -120,6 +119,8 @@ def exposure_sampled(canary_ll: float, candidate_lls: npt.ArrayLike, space_size:
     if c.size < 2:
         raise ValueError("need at least 2 candidates")
     mu, sd = float(c.mean()), float(c.std(ddof=1))
+    from scipy.stats import norm  # imported here: a scan served from the store never needs scipy
+
     log_tail = float(norm.logsf((canary_ll - mu) / sd)) if sd > 0.0 else (0.0 if canary_ll <= mu else -math.inf)
     log_rank = float(np.logaddexp(0.0, math.log(space_size - 1) + log_tail))  # natural log of the rank
     top = math.log2(space_size)

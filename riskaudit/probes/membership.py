@@ -23,7 +23,6 @@ import zlib
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import roc_auc_score, roc_curve
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
@@ -73,6 +72,8 @@ def roc_auc(member_scores: npt.ArrayLike, nonmember_scores: npt.ArrayLike) -> fl
     if pos.size == 0 or neg.size == 0:
         return None
     y = np.r_[np.ones(pos.size), np.zeros(neg.size)]
+    from sklearn.metrics import roc_auc_score  # imported here: a scan served from the store never needs it
+
     return float(roc_auc_score(y, np.r_[pos, neg]))
 
 
@@ -82,6 +83,8 @@ def tpr_at_fpr(member_scores: npt.ArrayLike, nonmember_scores: npt.ArrayLike, fp
     if pos.size == 0 or neg.size == 0:
         return None
     y = np.r_[np.ones(pos.size), np.zeros(neg.size)]
+    from sklearn.metrics import roc_curve
+
     f, t, _ = roc_curve(y, np.r_[pos, neg], drop_intermediate=False)
     return float(t[f <= fpr + 1e-12].max())
 

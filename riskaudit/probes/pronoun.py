@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.special import logsumexp
 
 from riskaudit import stats
 from riskaudit.errors import ProbeError
@@ -90,6 +89,8 @@ class PronounProbe(OccupationProbeBase[PronounProbeSpec]):
 
     def run(self, model: ModelHandle, progress: ProgressFn | None = None) -> ProbeResult:
         """Score every item with ONE ``model.loglikelihood`` call, then reduce to metrics with CIs."""
+        from scipy.special import logsumexp  # here, not at the top: a scan served from the store needs no scipy
+
         items = self.items()
         pairs = [(it.context, c) for it in items for c in (*it.female, *it.male)]
         logprobs = self.score(model, pairs, len(items), progress, distinct=False)[0]
