@@ -22,7 +22,9 @@ DEFAULT_MEMBER = "demo-5.8m"
 
 def parser(description: str, repeat: int = 3) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--member", default=DEFAULT_MEMBER, help="demo family member (default: the largest)")
+    p.add_argument(
+        "--member", default=DEFAULT_MEMBER, help="demo family member (default: the largest) or a model directory"
+    )
     p.add_argument("--repeat", type=int, default=repeat, help="timed repetitions; the median is reported")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
@@ -38,7 +40,13 @@ def setup(args: argparse.Namespace) -> None:
 
 
 def member_source(name: str) -> str:
+    """A demo member's directory, or ``name`` itself when it is a model directory (e.g. make_model.py's)."""
+    from pathlib import Path
+
     from riskaudit.families import load_family
+
+    if Path(name).is_dir():
+        return name
 
     fam = load_family("demo")
     for m in fam.members:

@@ -8,12 +8,14 @@ log-softmax is always taken in float32 so results do not depend on batch size or
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import json
 import os
 import re
 import socket
 import struct
+import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -492,6 +494,16 @@ _CPU_ALLOC_FAILURES = (
 )
 
 
+def _trim_heap() -> None:
+    """Give freed heap memory back to the OS (glibc's ``malloc_trim``). Without it a family scan's resident
+    memory keeps the high-water mark of every earlier member's buffers: measured on the demo family, the
+    RSS after freeing a member fell by 50-140 MiB."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _is_oom(exc: BaseException) -> bool:
     """A CUDA or CPU allocation failure (torch's OutOfMemoryError, the CPU allocator's RuntimeError, or
     Python's MemoryError) — the errors a smaller batch can cure."""
@@ -563,6 +575,7 @@ class HFModel:
         gc.collect()
         if on_cuda and torch.cuda.is_available():
             torch.cuda.empty_cache()
+        _trim_heap()
 
     @property
     def closed(self) -> bool:
