@@ -641,14 +641,7 @@ class ResultStore:
                 "unit_options_hash, n_records, payload, seconds, created_utc, riskaudit_version) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    key.digest(),
-                    key.model_id,
-                    key.revision,
-                    key.weights_hash,
-                    key.dtype,
-                    key.probe_id,
-                    key.probe_hash,
-                    key.unit_options_hash,
+                    *_unit_params(key),
                     len(result.records),
                     sqlite3.Binary(blob),
                     seconds,
