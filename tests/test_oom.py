@@ -173,6 +173,7 @@ _CAPPED = textwrap.dedent(
     import resource, sys
     import torch, transformers
     from transformers import GPTNeoXForCausalLM
+    import scipy.special, scipy.stats, sklearn.metrics  # imported lazily by riskaudit: load them before the cap
     from riskaudit.cli import main
     vm = int(open("/proc/self/statm").read().split()[0]) * 4096  # address space in use after the imports
     cap = vm + int(float(sys.argv[1]) * 2**30)
@@ -186,14 +187,16 @@ _CAPPED = textwrap.dedent(
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and RLIMIT_AS")
 def test_real_cpu_allocation_failure_in_a_demo_scan(tmp_path: Path) -> None:
-    """The address space is capped 1 GiB above what the imports use, and the scan asks for batches of 1024:
-    the CPU allocator really fails, the batch halves until it fits, and the metrics equal an ordinary run's."""
+    """The address space is capped 0.7 GiB above what the imports use, and the scan asks for batches of 8192
+    (all 1,920 coreference sequences in one forward pass): the CPU allocator really fails, the batch halves
+    until it fits, and the metrics equal an ordinary run's. Seen here: 1920 → 960 → 480 → 240 with one thread,
+    and further halvings in the memorization probe with two."""
     script = tmp_path / "capped.py"
     script.write_text(_CAPPED)
     common = ["--family", "demo", "--members", "demo-5.8m", "-q", "--no-cache"]
     capped = tmp_path / "capped" / "r.json"
     proc = subprocess.run(
-        [sys.executable, str(script), "1.0", "scan", *common, "--batch-size", "1024", "--out", str(capped)],
+        [sys.executable, str(script), "0.7", "scan", *common, "--batch-size", "8192", "--out", str(capped)],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -206,7 +209,7 @@ def test_real_cpu_allocation_failure_in_a_demo_scan(tmp_path: Path) -> None:
     assert run_cli("scan", *common, "--out", str(plain)).returncode == 0
     a, b = read_report(capped), read_report(plain)
     halvings = a.members[0].batch_halvings
-    assert halvings and halvings[0].from_size == 1024 and halvings[0].device == "cpu"
+    assert halvings and halvings[0].from_size >= 1024 and halvings[0].device == "cpu"
     assert all(h.to_size == h.from_size // 2 for h in halvings)
     assert any("ran out of memory" in n for n in a.notes) and b.members[0].batch_halvings == []
     n = 0
