@@ -21,6 +21,12 @@ want extraction-pythia-32-32 && $PY bench_extraction.py --device cuda --repeat 5
 want throughput && $PY bench_throughput.py --device cuda --repeat 5
 want throughput-auto && $PY bench_throughput.py --device cuda --repeat 5 --batch-size 0
 want lm-eval && $PY bench_lm_eval.py --device cuda --repeat 5
+# the same ratios at a realistic size: a random Pythia-160m-shaped model (throughput does not depend on the weights)
+want pythia-160m && $PY make_model.py --shape pythia-160m --out /tmp/rg/p160 && \
+  $PY bench_throughput.py --member /tmp/rg/p160 --device cuda --repeat 5 && \
+  $PY bench_throughput.py --member /tmp/rg/p160 --device cuda --repeat 5 --batch-size 0 && \
+  $PY bench_lm_eval.py --member /tmp/rg/p160 --device cuda --repeat 3 && \
+  $PY bench_extraction.py --member /tmp/rg/p160 --device cuda --repeat 3
 cd ..
 want scan-cuda && {
 t0=$(date +%s%N)
