@@ -122,7 +122,6 @@ class MemberRun(BaseModel):
     results: dict[str, ProbeResult] = {}
     seconds: dict[str, float] = {}
     unit_digests: list[str] = []  # store keys of its units, in probe order (empty: not storable)
-    computed: bool = False  # some unit was computed in this run (not all came from the store)
 
 
 def _unit_keys(
@@ -180,8 +179,7 @@ def scan_member(
     load_s = 0.0
     halvings: list[BatchHalving] = []
     need_counts = params_total is None or params_nonemb is None
-    computed = len(results) < len(probes) or (need_counts and info is None)
-    if computed:
+    if len(results) < len(probes) or (need_counts and info is None):
         with load_model(member.source, member.revision, options.load, name=member.name) as model:
             load_s = time.perf_counter() - t0
             import torch  # only here: a scan served from the store never imports it
@@ -228,7 +226,7 @@ def scan_member(
     results = {p.id: results[p.id] for p in probes}  # scan order, whatever came from the store
     report = _member_report(family, member, params_total, params_nonemb, counted, load_s, halvings)
     digests = [keys[p.id].digest() for p in probes] if store is not None and is_pinned(fp) else []
-    return MemberRun(report=report, results=results, seconds=seconds, unit_digests=digests, computed=computed)
+    return MemberRun(report=report, results=results, seconds=seconds, unit_digests=digests)
 
 
 def _member_report(

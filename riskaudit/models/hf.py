@@ -509,11 +509,10 @@ def _is_oom(exc: BaseException) -> bool:
     Python's MemoryError) — the errors a smaller batch can cure."""
     if isinstance(exc, MemoryError):
         return True
-    for name in ("OutOfMemoryError",):
-        for owner in (torch, torch.cuda):
-            cls = getattr(owner, name, None)
-            if isinstance(cls, type) and isinstance(exc, cls):
-                return True
+    for owner in (torch, torch.cuda):  # torch.OutOfMemoryError is recent; torch.cuda's is older
+        cls = getattr(owner, "OutOfMemoryError", None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
     low = str(exc).lower()
     return isinstance(exc, RuntimeError) and any(s in low for s in _CPU_ALLOC_FAILURES)
 
@@ -569,12 +568,9 @@ class HFModel:
         """Free the model's memory (the handle is unusable afterwards)."""
         if self._model is None:
             return
-        on_cuda = self._device.type == "cuda"
         self._model = None
         self._tokenizer = None
-        gc.collect()
-        if on_cuda and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        self._release_memory()
         _trim_heap()
 
     @property
@@ -688,6 +684,7 @@ class HFModel:
             pending = [rest[k : k + half] for k in range(0, len(rest), half)]
 
     def _release_memory(self) -> None:
+        """Collect garbage and, on CUDA, hand cached blocks back to the driver."""
         gc.collect()
         if self._device.type == "cuda" and torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -895,8 +892,7 @@ class HFModel:
                     raise
                 bs //= 2
             finally:
-                gc.collect()
-                torch.cuda.empty_cache()
+                self._release_memory()
 
     def _live(self) -> Any:
         if self._model is None:
