@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from riskaudit.report import read_report
 from riskaudit.store import STORE_FILENAME
 from tests.conftest import REPO, assert_one_line_error, run_cli
-from tests.tiny import build_tiny_model
+from tests.tiny import build_tiny_model, write_tiny_family
 
 DEMO = REPO / "riskaudit" / "zoo" / "demo"
 DEMO_MEMBERS = "demo-50k,demo-150k,demo-400k"
@@ -139,21 +139,8 @@ def test_ctrl_c_keeps_stored_units_and_says_how_to_resume(tmp_path: Path) -> Non
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
 
 
-def _tiny_family(tmp_path: Path) -> Path:
-    models = tmp_path / "models"
-    build_tiny_model(models, seed=1, hidden=16, layers=1, heads=2, name="small")
-    build_tiny_model(models, seed=2, hidden=32, layers=2, heads=2, name="large")
-    toml = tmp_path / "fam.toml"
-    toml.write_text(
-        'name = "tiny"\n'
-        '[[members]]\nname = "small"\nsource = "./models/small"\ntokens = 1000\n'
-        '[[members]]\nname = "large"\nsource = "./models/large"\ntokens = 2000\n'
-    )
-    return toml
-
-
 def test_same_seed_gives_identical_metrics_and_sidecar(tmp_path: Path) -> None:
-    toml = _tiny_family(tmp_path)
+    toml = write_tiny_family(tmp_path)
     outs = [tmp_path / f"r{i}" / "r.json" for i in (1, 2)]
     for out in outs:
         proc = run_cli("scan", "--family", str(toml), "--out", str(out), "-q", "--no-cache", "--seed", "7")
@@ -405,7 +392,7 @@ def test_short_documents_are_skipped_counted_and_reported(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write to a read-only directory")
 def test_unwritable_output_directory(tmp_path: Path) -> None:
-    toml = _tiny_family(tmp_path)
+    toml = write_tiny_family(tmp_path)
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_line_error, run_cli
-from tiny import build_tiny_model
+from tiny import build_tiny_model, write_tiny_family
 
 from riskaudit.errors import RiskauditError
 from riskaudit.report import read_report
@@ -43,21 +43,8 @@ def test_families_pythia_revisions_give_tokens_seen() -> None:
     assert m["70m@step143000"]["train_tokens"] == 143000 * 2_097_152
 
 
-def _tiny_family(tmp_path: Path) -> Path:
-    models = tmp_path / "models"
-    build_tiny_model(models, seed=1, hidden=16, layers=1, heads=2, name="small")
-    build_tiny_model(models, seed=2, hidden=32, layers=2, heads=2, name="large")
-    toml = tmp_path / "fam.toml"
-    toml.write_text(
-        'name = "tiny"\n'
-        '[[members]]\nname = "small"\nsource = "./models/small"\ntokens = 1000\n'
-        '[[members]]\nname = "large"\nsource = "./models/large"\ntokens = 2000\n'
-    )
-    return toml
-
-
 def test_scan_user_family_saved_on_disk(tmp_path: Path) -> None:
-    toml = _tiny_family(tmp_path)
+    toml = write_tiny_family(tmp_path)
     out = tmp_path / "out" / "tiny.json"
     proc = run_cli("scan", "--family", str(toml), "--out", str(out), "--quiet", "--seed", "3")
     assert proc.returncode == 0, proc.stderr
@@ -89,7 +76,7 @@ def test_scan_user_family_saved_on_disk(tmp_path: Path) -> None:
 
 
 def test_scan_results_do_not_depend_on_batch_size(tmp_path: Path) -> None:
-    toml = _tiny_family(tmp_path)
+    toml = write_tiny_family(tmp_path)
     reports = []
     for bs in ("1", "16"):
         out = tmp_path / f"r{bs}.json"
@@ -148,7 +135,7 @@ def test_unwritable_output_is_refused_before_work(tmp_path: Path) -> None:
 
 
 def test_report_read_refuses_tampering(tmp_path: Path) -> None:
-    toml = _tiny_family(tmp_path)
+    toml = write_tiny_family(tmp_path)
     out = tmp_path / "r.json"
     assert run_cli("scan", "--family", str(toml), "--out", str(out), "-q", "--members", "small").returncode == 0
     good = out.read_text()
@@ -172,7 +159,7 @@ def test_report_read_refuses_tampering(tmp_path: Path) -> None:
 
 
 def test_rescan_is_served_by_the_store_and_changed_weights_recompute(tmp_path: Path) -> None:
-    toml = _tiny_family(tmp_path)
+    toml = write_tiny_family(tmp_path)
     cache = tmp_path / "cache"
     outs = [tmp_path / f"r{i}.json" for i in range(4)]
 

@@ -101,3 +101,17 @@ def build_tiny_model(
     if with_tokenizer:
         tokenizer.save_pretrained(out)
     return out
+
+
+def write_tiny_family(tmp_path: Path) -> Path:
+    """A family TOML of two tiny models ("small", 1,000 tokens; "large", 2,000 tokens) under ``tmp_path``."""
+    models = tmp_path / "models"
+    build_tiny_model(models, seed=1, hidden=16, layers=1, heads=2, name="small")
+    build_tiny_model(models, seed=2, hidden=32, layers=2, heads=2, name="large")
+    toml = tmp_path / "fam.toml"
+    toml.write_text(
+        'name = "tiny"\n'
+        '[[members]]\nname = "small"\nsource = "./models/small"\ntokens = 1000\n'
+        '[[members]]\nname = "large"\nsource = "./models/large"\ntokens = 2000\n'
+    )
+    return toml
