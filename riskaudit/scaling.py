@@ -49,6 +49,7 @@ from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from riskaudit import stats
 from riskaudit.probes.base import Direction, MetricKind
+from riskaudit.steps import StepStats, isotonic_fit, resampled_shares, step_statistics
 
 __all__ = [
     "AbruptThresholds",
@@ -60,6 +61,8 @@ __all__ = [
     "GrowthFit",
     "MetricAnalysis",
     "MetricSeries",
+    "NoiseEstimate",
+    "NoiseFloor",
     "Predictability",
     "Prediction",
     "ResampleMethod",
@@ -76,8 +79,17 @@ FloatArray = npt.NDArray[np.float64]
 SeriesAxis = Literal["members", "checkpoints"]
 XAxis = Literal["flops", "params"]
 ResampleMethod = Literal["paired bootstrap", "binomial", "normal from CI", "binomial + normal from CI", "none"]
-Verdict = Literal["smooth", "abrupt", "abrupt (likely metric artifact)", "insufficient data"]
-VERDICTS: tuple[str, ...] = ("smooth", "abrupt", "abrupt (likely metric artifact)", "insufficient data")
+Verdict = Literal[
+    "smooth", "abrupt", "abrupt (likely metric artifact)", "no consistent trend", "insufficient data"
+]
+VERDICTS: tuple[str, ...] = (
+    "smooth",
+    "abrupt",
+    "abrupt (likely metric artifact)",
+    "no consistent trend",
+    "insufficient data",
+)
+NoiseSource = Literal["residual scatter", "seed replicates", "neighbouring checkpoints"]
 
 _Z975 = 1.959963984540054
 _TINY = 1e-12
@@ -99,6 +111,24 @@ def _f(x: float | np.floating | None) -> float | None:
 
 # --------------------------------------------------------------------------------------------------
 # Input
+
+
+class NoiseEstimate(BaseModel):
+    """One estimate of the model-to-model noise: the sd of a member's metric that item resampling cannot see
+    (training seed, data order, where in training the checkpoint was taken), in oriented metric units."""
+
+    source: NoiseSource
+    sd: Finite
+    df: int = 0  # degrees of freedom (or pairs) behind the estimate
+    note: str = ""
+
+
+class NoiseFloor(BaseModel):
+    """The model-to-model noise used by the analysis: the largest available estimate (conservative)."""
+
+    sd: Finite = 0.0
+    source: NoiseSource | None = None
+    estimates: list[NoiseEstimate] = []
 
 
 class MetricSeries(BaseModel):
@@ -128,12 +158,15 @@ class MetricSeries(BaseModel):
     axis: SeriesAxis = "members"
     checkpoint_of: str | None = None  # for axis "checkpoints": the member whose checkpoints these are
     rate: bool | None = None  # a proportion in [0, 1] (logit slope); None: inferred
+    baselines: list[float | None] | None = None  # per member (overrides ``baseline`` where given)
+    n_seeds: list[int] | None = None  # per member: seed replicates averaged into this point (default 1)
+    noise_estimates: list[NoiseEstimate] = []  # model-to-model noise measured outside the series
     notes: list[str] = []
 
     @model_validator(mode="after")
     def _check_lengths(self) -> MetricSeries:
         n = len(self.members)
-        per_member: dict[str, list[float | None] | list[int | None] | None] = {
+        per_member: dict[str, Sequence[float | None] | Sequence[int | None] | None] = {
             "params": self.params,
             "tokens": self.tokens,
             "flops": self.flops,
@@ -141,6 +174,8 @@ class MetricSeries(BaseModel):
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
             "n_items": self.n_items,
+            "baselines": self.baselines,
+            "n_seeds": self.n_seeds,
         }
         for name, seq in per_member.items():
             if seq is not None and len(seq) != n:
@@ -164,32 +199,45 @@ class MetricSeries(BaseModel):
 
 
 class AbruptThresholds(BaseModel):
-    """The flag rule: abrupt ⇔ |net| ≥ net_sd·sd_boot(net) and S_5% ≥ s_p05 and J ≥ j* (DESIGN defaults 3, 0.5, 4).
+    """The flag rule (docs/analysis.md, "Abruptness"). abrupt ⇔ all of
 
-    j* = min(j, j_max_share · span/gap(k*)): span/gap(k*) is the J of a perfect step at k*, so with five or
-    fewer evenly spaced members (every gap ≥ 1/4 of the span) J ≥ 4 is out of reach and a clean step would
-    pass only by noise. ``j_max_share=None`` restores the plain DESIGN rule. On the Pythia spacing
-    (largest gap 18% of the span) j* = j: nothing changes there.
+    * **net**: |net| ≥ ``net_sd``·sd(net), sd over resamples that carry item AND model-to-model noise;
+    * **trend**: the isotonic (monotone) fit in the direction of net explains ≥ ``trend_r2`` of the variance;
+    * **step**: the rise of the step window beats ``step_sd`` times its own sd over the same resamples;
+    * **one step** (5th percentile of S ≥ ``s_p05`` and J ≥ j*) **or two adjacent steps** (5th percentile of
+      S2 ≥ ``s2_p05``, J2 ≥ j2*, each step ≥ ``s2_each`` of the total variation).
+
+    S and S2 are shares of the total variation Σ|Δ|, so S ≤ 1 and a series without a consistent direction
+    (zig-zag, seesaw, one dip) cannot pass however large its steps. j* = min(j, j_max_share·span/gap(k*)) and
+    j2* = min(j2, j_max_share·span/width): span/gap is the J of a perfect step, out of reach of J ≥ 4 with five
+    or fewer evenly spaced members. ``j_max_share=None`` restores the plain thresholds.
     """
 
     net_sd: Finite = 3.0
+    trend_r2: Finite = Field(default=0.8, ge=0.0, le=1.0)
+    step_sd: Finite = 3.0
     s_p05: Finite = 0.5
     j: Finite = 4.0
+    s2_p05: Finite = 0.65
+    j2: Finite = 2.5
+    s2_each: Finite = 0.25
     j_max_share: Finite | None = Field(default=0.8, gt=0.0, le=1.0)
 
-    def j_threshold(self, span_over_gap: float | None) -> float:
-        """The effective J threshold j* for a largest step whose gap is span/``span_over_gap``."""
+    def j_threshold(self, span_over_gap: float | None, two_steps: bool = False) -> float:
+        """The effective J (J2) threshold for a window whose width is span/``span_over_gap``."""
+        base = self.j2 if two_steps else self.j
         if self.j_max_share is None or span_over_gap is None:
-            return self.j
-        return min(self.j, self.j_max_share * span_over_gap)
+            return base
+        return min(base, self.j_max_share * span_over_gap)
 
     def rule(self) -> str:
-        jtxt = (
-            f"J ≥ {self.j:g}"
-            if self.j_max_share is None
-            else (f"J ≥ min({self.j:g}, {self.j_max_share:g}·span/gap(k*))")
+        cap = "" if self.j_max_share is None else f" (each capped at {self.j_max_share:g}·span/width)"
+        return (
+            f"abrupt ⇔ |net| ≥ {self.net_sd:g}·sd(net) and isotonic R² ≥ {self.trend_r2:g} and the step window's rise "
+            f"≥ {self.step_sd:g}·its sd (sd over item resamples + model-to-model noise) and [one step: 5th pct of "
+            f"S ≥ {self.s_p05:g}, J ≥ {self.j:g} | two adjacent steps: 5th pct of S2 ≥ {self.s2_p05:g}, "
+            f"J2 ≥ {self.j2:g}, each step ≥ {self.s2_each:g} of Σ|Δ|]{cap}; S, S2 = shares of Σ|Δ|"
         )
-        return f"abrupt ⇔ |net| ≥ {self.net_sd:g}·sd_boot(net) and 5th percentile of S ≥ {self.s_p05:g} and {jtxt}"
 
 
 class AnalysisConfig(BaseModel):
@@ -228,19 +276,31 @@ class GrowthFit(BaseModel):
 
 
 class Abruptness(BaseModel):
-    """Step statistics on the primary axis, and the flag."""
+    """Step statistics on the primary axis, and the flag (rule: :class:`AbruptThresholds`)."""
 
     net: Finite | None = None  # y(n) − y(1)
-    net_sd: Finite | None = None  # bootstrap sd of net
-    s: Finite | None = None  # largest step share
+    net_sd: Finite | None = None  # sd of net over resamples (item + model-to-model noise)
+    total_variation: Finite | None = None  # Σ|Δk|
+    monotonicity: Finite | None = None  # |net| / Σ|Δk|
+    trend_r2: Finite | None = None  # R² of the isotonic fit in the direction of net
+    s: Finite | None = None  # largest single step share of Σ|Δk| (≤ 1)
     s_p05: Finite | None = None  # 5th percentile of S over resamples
-    j: Finite | None = None  # spacing-aware jump ratio
+    j: Finite | None = None  # spacing-aware jump ratio of that step
     j_threshold: Finite | None = None  # the effective J threshold j* applied
+    s2: Finite | None = None  # largest share of two adjacent steps
+    s2_p05: Finite | None = None
+    j2: Finite | None = None
+    j2_threshold: Finite | None = None
+    s2_each: Finite | None = None  # the smaller of those two steps' shares
+    window: Literal[1, 2] = 1  # steps in the window the flag (and the emergence pair) refers to
+    step: Finite | None = None  # the window's rise (oriented units)
+    step_sd: Finite | None = None  # its sd over resamples (item + model-to-model noise)
     breakthroughness: Finite | None = None  # BIG-bench B / (n − 1)
     linearity: Finite | None = None  # BIG-bench L / (n − 1)
-    k_star: int | None = None  # index of the largest step (between members k* and k*+1, analysed order)
+    k_star: int | None = None  # start of the window (between members k* and k*+window, analysed order)
     abrupt: bool | None = None  # None: cannot be tested (no resamples, too few members)
     criteria: dict[str, bool | None] = {}
+    noise_floor: NoiseFloor = Field(default_factory=NoiseFloor)
     rule: str = ""
     n_resamples_used: int = 0
 
@@ -248,7 +308,8 @@ class Abruptness(BaseModel):
 class EmergencePoint(BaseModel):
     """Where the risk appears: the largest step, its bootstrap agreement, and the Wei et al. (2022) view."""
 
-    pair: list[str] | None = None  # [member k*, member k*+1]
+    pair: list[str] | None = None  # [member k*, member k*+1]: the (first) step of the window
+    window_end: str | None = None  # member k*+2 when the rise spans two steps
     agreement: Finite | None = None  # share of resamples whose largest step is the same pair
     wei_member: str | None = None  # first member clearly above baseline, all smaller ones containing it
     wei_note: str = ""
@@ -283,6 +344,7 @@ class MetricAnalysis(BaseModel):
     kind: MetricKind
     direction: Direction
     baseline: Finite
+    baselines: list[Finite] | None = None  # per analysed member, when they differ
     companion: str | None = None
     axis: SeriesAxis = "members"
     checkpoint_of: str | None = None
@@ -330,14 +392,16 @@ class _Prepared:
     y: FloatArray  # oriented
     x: dict[str, FloatArray]  # "flops"/"params" → log10 x, only for axes known for every member
     primary: XAxis | None
-    reps: FloatArray | None  # (B', n) oriented, complete rows
-    raw_reps: FloatArray | None  # (B', n) in metric units
+    reps: FloatArray | None  # (B', n) oriented, complete rows: item resamples + model-to-model noise draws
+    item_reps: FloatArray | None  # (B', n) oriented item resamples alone
+    raw_reps: FloatArray | None  # (B', n) in metric units (item resamples)
     n_reps_total: int
     method: ResampleMethod
     ci: FloatArray | None  # (n, 2) oriented member CIs (NaN where unknown)
-    base: float  # oriented baseline
+    base: FloatArray  # (n,) oriented baseline per member
     rate: bool
     logit_eps: float
+    noise: NoiseFloor = field(default_factory=NoiseFloor)
     notes: list[str] = field(default_factory=list)
 
 
@@ -346,7 +410,7 @@ def _orientation(direction: Direction, rate: bool) -> str:
     return {"higher_is_riskier": "y", "lower_is_riskier": lower, "two_sided": "|y − baseline|"}[direction]
 
 
-def _orient(v: FloatArray, direction: Direction, baseline: float, offset: float = 0.0) -> FloatArray:
+def _orient(v: FloatArray, direction: Direction, baseline: float | FloatArray, offset: float = 0.0) -> FloatArray:
     """Larger = riskier: y, offset − y (offset 1 for a rate, so it stays in [0, 1]) or |y − baseline|."""
     if direction == "higher_is_riskier":
         return v
@@ -356,7 +420,7 @@ def _orient(v: FloatArray, direction: Direction, baseline: float, offset: float 
 
 
 def _orient_interval(
-    lo: FloatArray, hi: FloatArray, direction: Direction, baseline: float, offset: float = 0.0
+    lo: FloatArray, hi: FloatArray, direction: Direction, baseline: float | FloatArray, offset: float = 0.0
 ) -> FloatArray:
     """Map raw intervals (n,) to oriented (n, 2); for two_sided an interval containing b maps to [0, ·]."""
     if direction == "higher_is_riskier":
@@ -429,7 +493,14 @@ def _prepare(series: MetricSeries, config: AnalysisConfig) -> _Prepared:
     rate = series.rate if series.rate is not None else (series.kind == "discrete" or has_n)
     rate = bool(rate and in_unit and series.direction != "two_sided")
     offset = 1.0 if rate else 0.0
-    y = _orient(raw, series.direction, series.baseline, offset)
+    b_raw = np.asarray(
+        [
+            series.baseline if series.baselines is None or series.baselines[i] is None else series.baselines[i]
+            for i in idx
+        ],
+        dtype=np.float64,
+    )
+    y = _orient(raw, series.direction, b_raw, offset)
     max_n = max((series.n_items[i] or 0 for i in idx), default=0) if series.n_items is not None else 0
     logit_eps = 0.5 / max_n if max_n else 1e-3
 
@@ -454,7 +525,7 @@ def _prepare(series: MetricSeries, config: AnalysisConfig) -> _Prepared:
             notes.append(f"resamples are parametric ({method}), independent across members: conservative for steps")
         else:
             notes.append("no paired replicates, item counts or CIs: slope CIs from the OLS standard error only")
-    reps = None if raw_reps is None else _orient(raw_reps, series.direction, series.baseline, offset)
+    item_reps = None if raw_reps is None else _orient(raw_reps, series.direction, b_raw, offset)
 
     # member CIs (given, else percentile of the member's resamples), then oriented
     lo = np.full(len(idx), np.nan)
@@ -466,18 +537,25 @@ def _prepare(series: MetricSeries, config: AnalysisConfig) -> _Prepared:
         ch = series.ci_high[i] if series.ci_high is not None else None
         if cl is not None and ch is not None and math.isfinite(cl) and math.isfinite(ch):
             lo[j], hi[j] = cl, ch
-    ci = _orient_interval(lo, hi, series.direction, series.baseline, offset) if idx else None
+    ci = _orient_interval(lo, hi, series.direction, b_raw, offset) if idx else None
     base = {
-        "higher_is_riskier": series.baseline,
-        "lower_is_riskier": offset - series.baseline,
-        "two_sided": 0.0,
+        "higher_is_riskier": b_raw,
+        "lower_is_riskier": offset - b_raw,
+        "two_sided": np.zeros_like(b_raw),
     }[series.direction]
+    noise = _noise_floor(y, item_reps, series)
+    reps = item_reps
+    if item_reps is not None and noise.sd > 0:
+        seeds = np.asarray([max(1, series.n_seeds[i]) if series.n_seeds else 1 for i in idx], dtype=np.float64)
+        rng = np.random.default_rng([*_stream_seed(config.seed, series), 1])
+        reps = item_reps + rng.normal(0.0, 1.0, item_reps.shape) * (noise.sd / np.sqrt(seeds))[None, :]
     return _Prepared(
         members=members,
         y=y,
         x=x,
         primary=primary,
         reps=reps,
+        item_reps=item_reps,
         raw_reps=raw_reps,
         n_reps_total=n_total,
         method=method,
@@ -485,8 +563,40 @@ def _prepare(series: MetricSeries, config: AnalysisConfig) -> _Prepared:
         base=base,
         rate=rate,
         logit_eps=logit_eps,
+        noise=noise,
         notes=notes,
     )
+
+
+def _noise_floor(y: FloatArray, item_reps: FloatArray | None, series: MetricSeries) -> NoiseFloor:
+    """Model-to-model noise: the residual scatter about the isotonic fit beyond item noise, and the estimates
+    the series carries (seed replicates, neighbouring checkpoints); the largest one is used (conservative).
+
+    Residual: σ² = RSS / (n − levels) (Meyer & Woodroofe 2000) minus the mean item variance of the members,
+    floored at 0. Needs item resamples (to subtract item noise) and more points than fitted levels.
+    """
+    estimates = list(series.noise_estimates)
+    n = y.size
+    if item_reps is not None and n >= 3:
+        net = float(y[-1] - y[0])
+        fit, levels = isotonic_fit(y, increasing=net >= 0)
+        if n > levels:
+            resid_var = float(((y - fit) ** 2).sum()) / (n - levels)
+            item_var = float(np.mean(np.var(item_reps, axis=0, ddof=1)))
+            tau2 = max(0.0, resid_var - item_var)
+            estimates.append(
+                NoiseEstimate(
+                    source="residual scatter",
+                    sd=math.sqrt(tau2),
+                    df=n - levels,
+                    note=f"isotonic fit with {levels} level(s); residual sd {math.sqrt(resid_var):.3g}, "
+                    f"item sd {math.sqrt(item_var):.3g}",
+                )
+            )
+    if not estimates:
+        return NoiseFloor()
+    top = max(estimates, key=lambda e: e.sd)
+    return NoiseFloor(sd=top.sd, source=top.source if top.sd > 0 else None, estimates=estimates)
 
 
 def _parametric(
@@ -613,76 +723,56 @@ def _growth(axis: XAxis, x: FloatArray, prep: _Prepared, alpha: float) -> Growth
     )
 
 
-@dataclass(frozen=True)
-class StepStats:
-    """Point statistics of a series (see :func:`abruptness_statistics`)."""
-
-    net: float
-    s: float | None
-    k_star: int | None
-    j: float | None
-    breakthroughness: float | None
-    linearity: float | None
-
-
-def abruptness_statistics(x: Sequence[float] | FloatArray, y: Sequence[float] | FloatArray) -> StepStats:
-    """S, k*, J, and BIG-bench B and L (divided by n − 1) of y over increasing x (Srivastava et al. 2022).
-
-    S = max_k sign(net)·Δk/|net| (None when net = 0); J = S / ((x(k*+1) − x(k*)) / (x(n) − x(1)))
-    (None when that gap or the span is 0); B = I(y)/sqrt(median Δ²)/(n−1) and L = I(y)/sqrt(mean Δ²)/(n−1)
-    with I(y) = sign(argmax − argmin)·(max − min) (None when the denominator is 0).
-    """
-    xa = np.asarray(x, dtype=np.float64)
-    ya = np.asarray(y, dtype=np.float64)
-    n = ya.size
-    if n < 2 or xa.size != n:
-        raise ValueError("need at least two points and equal lengths")
-    d = np.diff(ya)
-    net = float(ya[-1] - ya[0])
-    scale = max(1.0, float(np.max(np.abs(ya))))
-    s = k = j = None
-    if abs(net) > _TINY * scale:
-        sgn = math.copysign(1.0, net)
-        k = int(np.argmax(sgn * d))
-        s = float(sgn * d[k] / abs(net))
-        span, gap = float(xa[-1] - xa[0]), float(xa[k + 1] - xa[k])
-        j = s / (gap / span) if gap > _TINY and span > _TINY else None
-    amax, amin = int(np.argmax(ya)), int(np.argmin(ya))
-    i_y = float(np.sign(amax - amin) * (ya[amax] - ya[amin]))
-    d2 = d * d
-    mean2, med2 = float(d2.mean()), float(np.median(d2))
-    lin = _f(i_y / math.sqrt(mean2) / (n - 1)) if mean2 > 0 else None
-    brk = _f(i_y / math.sqrt(med2) / (n - 1)) if med2 > 0 else None
-    return StepStats(net=net, s=_f(s), k_star=k, j=_f(j), breakthroughness=brk, linearity=lin)
+abruptness_statistics = step_statistics  # the point statistics (kept under their former name)
 
 
 def _abruptness(prep: _Prepared, th: AbruptThresholds) -> tuple[Abruptness, EmergencePoint]:
     assert prep.primary is not None
     x, y = prep.x[prep.primary], prep.y
-    st = abruptness_statistics(x, y)
+    st = step_statistics(x, y)
     ab = Abruptness(
         net=_f(st.net),
+        total_variation=_f(st.tv),
+        monotonicity=st.monotonicity,
+        trend_r2=st.trend_r2,
         s=st.s,
         j=st.j,
+        s2=st.s2,
+        j2=st.j2,
+        s2_each=st.s2_each,
         breakthroughness=st.breakthroughness,
         linearity=st.linearity,
         k_star=st.k_star,
+        noise_floor=prep.noise,
         rule=th.rule(),
     )
     em = EmergencePoint()
-    j_th = th.j
+    span = float(x[-1] - x[0])
+    j_th = j2_th = None
     if st.k_star is not None:
-        em.pair = [prep.members[st.k_star], prep.members[st.k_star + 1]]
-        gap, span = float(x[st.k_star + 1] - x[st.k_star]), float(x[-1] - x[0])
+        gap = float(x[st.k_star + 1] - x[st.k_star])
         j_th = th.j_threshold(span / gap if gap > _TINY else None)
-    ab.j_threshold = _f(j_th)
+    if st.k2_star is not None:
+        width = float(x[st.k2_star + 2] - x[st.k2_star])
+        j2_th = th.j_threshold(span / width if width > _TINY else None, two_steps=True)
+    ab.j_threshold, ab.j2_threshold = _f(j_th), _f(j2_th)
+    c_one = st.j is not None and j_th is not None and st.j >= j_th
+    c_two = (
+        st.j2 is not None
+        and j2_th is not None
+        and st.j2 >= j2_th
+        and st.s2_each is not None
+        and st.s2_each >= th.s2_each
+    )
+    use_two = not c_one and c_two
+    _set_window(ab, em, prep, st, 2 if use_two else 1)
+    c_trend = st.trend_r2 is not None and st.trend_r2 >= th.trend_r2
     if prep.reps is None:
-        # without resamples a positive flag cannot be tested, but a negative one can: the 5th percentile of S
-        # lies at or below S, and J is a point statistic
-        c_j0 = st.j is not None and st.j >= j_th
-        s_fails = st.s is not None and st.s < th.s_p05
-        ab.criteria = {"net": None, "s_p05": False if s_fails else None, "j": c_j0}
-        if st.s is None or s_fails or not c_j0:
+        # without resamples a positive flag cannot be tested, but a negative one can: no trend, or neither
+        # window's point statistics reach their thresholds (a 5th percentile lies at or below its estimate)
+        s_fails = st.s is None or (st.s < th.s_p05 and (st.s2 is None or st.s2 < th.s2_p05))
+        ab.criteria = {"net": None, "trend": c_trend, "step": None, "s_p05": False if s_fails else None, "j": c_one}
+        if st.s is None or s_fails or not c_trend or not (c_one or c_two):
             ab.abrupt = False
         return ab, em
     R = prep.reps
@@ -691,22 +781,54 @@ def _abruptness(prep: _Prepared, th: AbruptThresholds) -> tuple[Abruptness, Emer
     sd = _f(float(np.std(net_b, ddof=1)))
     ab.net_sd = sd
     if st.s is None or st.k_star is None:  # no net change at all
-        ab.criteria = {"net": False, "s_p05": None, "j": None}
+        ab.criteria = {"net": False, "trend": None, "step": None, "s_p05": None, "j": None}
         ab.abrupt = False
         return ab, em
     sgn = math.copysign(1.0, st.net)
-    D = sgn * np.diff(R, axis=1)
-    signed_net = sgn * net_b
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s_b = np.where(signed_net > 0, D.max(axis=1) / signed_net, 0.0)
-    ab.s_p05 = _f(float(np.quantile(s_b, 0.05)))
-    em.agreement = _f(float(np.mean(np.argmax(D, axis=1) == st.k_star)))
+    # the shape statistics resample items only: the observed values already carry their model-to-model noise
+    # (it is in Σ|Δ|), so adding noise draws on top would count it twice; the noise floor enters through the
+    # significance of the net change and of the step (net_sd, step_sd)
+    shares = resampled_shares(prep.item_reps if prep.item_reps is not None else R, sgn)
+    ab.s_p05 = _f(float(np.quantile(shares.s1, 0.05)))
+    if shares.s2 is not None:
+        ab.s2_p05 = _f(float(np.quantile(shares.s2, 0.05)))
+    k, w = ab.k_star, ab.window
+    assert k is not None
+    rise_b = sgn * (R[:, k + w] - R[:, k])
+    ab.step_sd = _f(float(np.std(rise_b, ddof=1)))
+    kb = shares.k2 if w == 2 else shares.k1
+    em.agreement = _f(float(np.mean(kb == k))) if kb is not None else None
     c_net = sd is not None and abs(st.net) >= th.net_sd * sd
-    c_s = ab.s_p05 is not None and ab.s_p05 >= th.s_p05
-    c_j = st.j is not None and st.j >= j_th
-    ab.criteria = {"net": c_net, "s_p05": c_s, "j": c_j}
-    ab.abrupt = bool(c_net and c_s and c_j)
+    c_step = ab.step is not None and ab.step_sd is not None and ab.step >= th.step_sd * ab.step_sd
+    if w == 2:
+        c_s = ab.s2_p05 is not None and ab.s2_p05 >= th.s2_p05
+        c_j = c_two
+    else:
+        c_s = ab.s_p05 is not None and ab.s_p05 >= th.s_p05
+        c_j = c_one
+    if not c_s and not use_two and c_two and ab.s2_p05 is not None and ab.s2_p05 >= th.s2_p05:
+        # the single step is steep enough but not robust alone; the two-step window is both
+        _set_window(ab, em, prep, st, 2)
+        rise_b = sgn * (R[:, ab.k_star + 2] - R[:, ab.k_star]) if ab.k_star is not None else rise_b
+        ab.step_sd = _f(float(np.std(rise_b, ddof=1)))
+        c_step = ab.step is not None and ab.step_sd is not None and ab.step >= th.step_sd * ab.step_sd
+        em.agreement = _f(float(np.mean(shares.k2 == ab.k_star))) if shares.k2 is not None else None
+        c_s, c_j = True, True
+    ab.criteria = {"net": c_net, "trend": c_trend, "step": c_step, "s_p05": c_s, "j": c_j}
+    ab.abrupt = bool(c_net and c_trend and c_step and c_s and c_j)
     return ab, em
+
+
+def _set_window(ab: Abruptness, em: EmergencePoint, prep: _Prepared, st: StepStats, window: Literal[1, 2]) -> None:
+    """Point the flag and the emergence pair at the one-step or the two-step window."""
+    k = st.k2_star if window == 2 else st.k_star
+    ab.window, ab.k_star = window, k
+    if k is None:
+        return
+    sgn = math.copysign(1.0, st.net)
+    ab.step = _f(sgn * float(prep.y[k + window] - prep.y[k]))
+    em.pair = [prep.members[k], prep.members[k + 1]]
+    em.window_end = prep.members[k + 2] if window == 2 else None
 
 
 def _wei(prep: _Prepared, em: EmergencePoint) -> None:
@@ -858,6 +980,11 @@ def analyze_series(
     if prep.primary is not None:
         out.x = [float(v) for v in prep.x[prep.primary]]
         out.y = [float(v) for v in prep.y]
+    if series.baselines is not None and prep.members:
+        given = [series.baselines[series.members.index(m)] for m in prep.members]
+        raw_base = [series.baseline if b is None else float(b) for b in given]
+        if len(set(raw_base)) > 1:
+            out.baselines = raw_base
     if n < cfg.min_members or prep.primary is None:
         out.verdict = "insufficient data"
         out.verdict_reason = f"{n} analysable member(s); at least {cfg.min_members} are needed"
@@ -892,7 +1019,10 @@ def _fmt(v: float | None, spec: str = ".2f") -> str:
 
 def _verdict(a: MetricAnalysis, comp: MetricAnalysis | None, th: AbruptThresholds, alpha: float) -> tuple[Verdict, str]:
     ab = a.abruptness
-    stats_txt = f"S={_fmt(ab.s)} (5th pct {_fmt(ab.s_p05)}), J={_fmt(ab.j, '.1f')}"
+    if ab.window == 2:
+        stats_txt = f"two steps: S2={_fmt(ab.s2)} (5th pct {_fmt(ab.s2_p05)}), J2={_fmt(ab.j2, '.1f')}"
+    else:
+        stats_txt = f"S={_fmt(ab.s)} (5th pct {_fmt(ab.s_p05)}), J={_fmt(ab.j, '.1f')}"
     if ab.abrupt is None:
         return (
             "insufficient data",
@@ -901,10 +1031,23 @@ def _verdict(a: MetricAnalysis, comp: MetricAnalysis | None, th: AbruptThreshold
     if not ab.abrupt:
         failed = [k for k, v in ab.criteria.items() if v is False]
         if ab.s is None:
-            return "smooth", "no net change between the smallest and the largest member"
+            return "no consistent trend", "no net change between the smallest and the largest member"
+        g = a.growth
+        tau_ok = g is not None and g.kendall_p is not None and g.kendall_p < alpha
+        trend_ok = ab.criteria.get("net") is True and ab.criteria.get("trend") is True
+        if not (tau_ok or trend_ok):
+            tau = "?" if g is None or g.kendall_tau is None else f"{g.kendall_tau:+.2f}"
+            p = "?" if g is None or g.kendall_p is None else f"{g.kendall_p:.2f}"
+            return (
+                "no consistent trend",
+                f"no consistent direction: Kendall τ {tau} (p {p}), monotonicity |net|/Σ|Δ| = "
+                f"{_fmt(ab.monotonicity)}, isotonic R² {_fmt(ab.trend_r2)}, net {_fmt(ab.net, '+.3g')} "
+                f"(sd {_fmt(ab.net_sd, '.2g')})",
+            )
         return "smooth", f"not abrupt ({stats_txt}; fails: {', '.join(failed) or '—'})"
     if a.kind != "discrete":
-        return "abrupt", f"abrupt ({stats_txt}) between {' and '.join(a.emergence.pair or [])}"
+        where = " and ".join([*(a.emergence.pair or []), *([a.emergence.window_end] if a.emergence.window_end else [])])
+        return "abrupt", f"abrupt ({stats_txt}) between {where}"
     if comp is None:
         return "abrupt", f"abrupt ({stats_txt}); no continuous companion to check for a metric artifact"
     cab = comp.abruptness

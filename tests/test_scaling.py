@@ -24,6 +24,7 @@ from riskaudit.scaling import (
     Finite,
     MetricAnalysis,
     MetricSeries,
+    NoiseEstimate,
     abruptness_statistics,
     analyze_families,
     analyze_family,
@@ -175,10 +176,14 @@ def test_abrupt_flag_emergence_pair_and_wei_point() -> None:
     n = [1000] * 8
     a = analyze_series(series(v, n_items=n, kind="discrete", baseline=0.0))
     ab = a.abruptness
-    assert ab.abrupt is True and ab.criteria == {"net": True, "s_p05": True, "j": True}
+    assert ab.abrupt is True
+    assert ab.criteria == {"net": True, "trend": True, "step": True, "s_p05": True, "j": True}
     assert ab.net == pytest.approx(0.46)
-    assert ab.s == pytest.approx(0.43 / 0.46)
-    assert ab.j == pytest.approx(ab.s / ((X[4] - X[3]) / (X[7] - X[0])))
+    assert ab.total_variation == pytest.approx(0.48)  # Δ = .00 .01 −.01 .43 .01 .01 .01
+    assert ab.s == pytest.approx(0.43 / 0.48)  # a share of the total variation: S ≤ 1
+    # J from the isotonic fit (.02 .02 .025 .025 .45 … pools the dip): 0.425 of its 0.46 rise in that gap
+    assert ab.j == pytest.approx((0.425 / 0.46) / ((X[4] - X[3]) / (X[7] - X[0])))
+    assert ab.window == 1 and ab.step == pytest.approx(0.43)
     assert a.emergence.pair == ["1b", "1.4b"] and (a.emergence.agreement or 0) > 0.99
     # every member's binomial CI clears 0 (p > 0), so there is no Wei-style point with baseline 0 ...
     assert a.emergence.wei_member is None
@@ -192,7 +197,8 @@ def test_abrupt_flag_emergence_pair_and_wei_point() -> None:
 def test_net_change_must_exceed_noise() -> None:
     v = np.array([0.10, 0.10, 0.10, 0.10, 0.13, 0.13, 0.13, 0.13])  # a step of 0.03 with n = 100 items
     a = analyze_series(series(v, n_items=[100] * 8, kind="discrete"))
-    assert a.abruptness.criteria["net"] is False and a.abruptness.abrupt is False and a.verdict == "smooth"
+    assert a.abruptness.criteria["net"] is False and a.abruptness.abrupt is False
+    assert a.verdict == "smooth"  # Kendall τ still finds the (small) monotone trend
 
 
 def test_j_cap_for_few_evenly_spaced_members() -> None:
@@ -248,7 +254,7 @@ def test_insufficient_data_and_none_values() -> None:
 
 def test_constant_series_and_missing_flops() -> None:
     c = analyze_series(series([0.3] * 8, n_items=[1000] * 8, kind="discrete"))
-    assert c.verdict == "smooth" and c.abruptness.s is None and c.abruptness.abrupt is False
+    assert c.verdict == "no consistent trend" and c.abruptness.s is None and c.abruptness.abrupt is False
     assert c.growth_flops is not None and c.growth_flops.slope == pytest.approx(0.0)
     assert c.growth_flops.kendall_tau is None  # undefined for a constant series: None, not NaN
     strict_json(c)
@@ -383,9 +389,15 @@ def _bernoulli_items(p: np.ndarray, rng: np.random.Generator, rho: float = 0.7) 
     return (u < p[None]).astype(np.float64)
 
 
-def _simulate(p: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per simulated family: flagged abrupt, and surprise (largest member outside the 95% PI)."""
-    items = _bernoulli_items(p, np.random.default_rng(seed))
+def _simulate(p: np.ndarray, seed: int, model_sd: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per simulated family: flagged abrupt, and surprise (largest member outside the 95% PI).
+
+    ``model_sd``: model-to-model noise, N(0, sd²) added to every member's true rate in every family (what a
+    second training seed would change); item resampling cannot see it."""
+    rng = np.random.default_rng(seed)
+    if model_sd > 0:
+        p = np.clip(p + rng.normal(0.0, model_sd, p.shape), 0.001, 0.999)
+    items = _bernoulli_items(p, rng)
     values = items.mean(axis=0)
     reps = _paired_means(items)
     flagged, surprised = np.zeros(p.shape[0], bool), np.zeros(p.shape[0], bool)
@@ -414,7 +426,7 @@ def test_sim_smooth_growth_rarely_flagged(label: str, curve: np.ndarray) -> None
     rate, surprise = float(flagged.mean()), float(surprised.mean())
     _report(f"smooth {label}: flagged abrupt", rate)
     _report(f"smooth {label}: surprise (largest member outside the 95% PI)", surprise)
-    assert rate <= 0.05, f"smooth {label}: flagged abrupt in {rate:.1%} of {N_FAMILIES} families"
+    assert rate <= 0.02, f"smooth {label}: flagged abrupt in {rate:.1%} of {N_FAMILIES} families"
     assert surprise <= 0.05, f"smooth {label}: surprise in {surprise:.1%} of {N_FAMILIES} families"
 
 
@@ -454,3 +466,116 @@ def test_sim_exact_match_mirage_is_a_metric_artifact() -> None:
     rate = verdicts.get("abrupt (likely metric artifact)", 0) / N_FAMILIES
     _report(f"exact-match p^32 mirage: 'likely metric artifact' (all verdicts {verdicts})", rate)
     assert rate >= 0.90, verdicts
+
+
+# Series without a consistent direction, with model-to-model noise (sd 0.03) larger than the item noise
+# (sd ≤ 0.016 for 1000 items): real per-size curves on near-chance tasks zig-zag like this.
+NO_TREND = [
+    ("zig-zag .50 .60 .50 …", np.array([0.50, 0.60, 0.50, 0.60, 0.50, 0.60, 0.50, 0.55])),
+    ("seesaw: up, plateau, back down", np.array([0.20, 0.20, 0.20, 0.60, 0.60, 0.60, 0.30, 0.30])),
+    ("seesaw: rise and fall", np.array([0.10, 0.30, 0.50, 0.50, 0.30, 0.10, 0.10, 0.30])),
+    ("a single dip", np.array([0.50, 0.50, 0.50, 0.20, 0.50, 0.50, 0.50, 0.50])),
+    ("flat noise", np.full(8, 0.50)),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("label", "curve"), NO_TREND)
+def test_sim_no_trend_never_abrupt(label: str, curve: np.ndarray) -> None:
+    flagged, _ = _simulate(np.tile(curve, (N_FAMILIES, 1)), int(100 * curve.sum()), model_sd=0.03)
+    rate = float(flagged.mean())
+    _report(f"no trend, {label}, model sd 0.03: flagged abrupt", rate)
+    assert rate <= 0.02, f"{label}: flagged abrupt in {rate:.1%} of {N_FAMILIES} families"
+
+
+@pytest.mark.slow
+def test_sim_smooth_growth_with_model_noise_rarely_flagged() -> None:
+    for label, curve in (("linear 0.10 → 0.40", 0.10 + 0.30 * SHARE), ("logit −3 → +1", expit(-3 + 4.0 * SHARE))):
+        flagged, _ = _simulate(np.tile(curve, (N_FAMILIES, 1)), 31, model_sd=0.03)
+        rate = float(flagged.mean())
+        _report(f"smooth {label}, model sd 0.03: flagged abrupt", rate)
+        assert rate <= 0.02, f"smooth {label} with model noise: flagged in {rate:.1%}"
+
+
+@pytest.mark.slow
+def test_sim_step_with_model_noise_flagged() -> None:
+    rng = np.random.default_rng(11)
+    where = rng.integers(0, 7, N_FAMILIES)
+    p = np.where(np.arange(8)[None, :] > where[:, None], 0.5, 0.1)
+    flagged, _ = _simulate(p, 12, model_sd=0.02)
+    rate = float(flagged.mean())
+    _report("step 0.1 → 0.5, model sd 0.02: flagged abrupt", rate)
+    assert rate >= 0.95, f"step of 0.4 with model noise flagged in only {rate:.1%}"
+
+
+def _two_step_top(model_sd: float) -> tuple[float, float]:
+    """GPT-3 few-shot two-digit addition has this shape (Brown et al. 2020, Figure 3.10 / Table 3.9: a few
+    percent up to 6.7B, 55.5% at 13B, 100% at 175B): near baseline, then most of the way up, then the rest."""
+    curve = np.array([0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.555, 0.99])
+    rng = np.random.default_rng(41)
+    p = np.tile(curve, (N_FAMILIES, 1))
+    if model_sd > 0:
+        p = np.clip(p + rng.normal(0.0, model_sd, p.shape), 0.001, 0.999)
+    items = _bernoulli_items(p, rng)
+    values, reps = items.mean(axis=0), _paired_means(items)
+    flagged = at_first = 0
+    for f in range(N_FAMILIES):
+        a = analyze_series(series(values[f], replicates=reps[f], kind="discrete", baseline=0.02))
+        if a.abruptness.abrupt:
+            flagged += 1
+            at_first += a.emergence.pair == ["2.8b", "6.9b"]
+    return flagged / N_FAMILIES, at_first / max(flagged, 1)
+
+
+def test_sim_two_step_emergence_at_the_top_is_abrupt() -> None:
+    rate, at_first = _two_step_top(0.0)
+    _report("two-step emergence at the top: flagged abrupt", rate)
+    assert rate >= 0.90 and at_first >= 0.95, (rate, at_first)
+
+
+@pytest.mark.slow
+def test_sim_two_step_emergence_with_model_noise() -> None:
+    rate, at_first = _two_step_top(0.03)
+    _report("two-step emergence at the top, model sd 0.03: flagged abrupt", rate)
+    assert rate >= 0.90 and at_first >= 0.95, (rate, at_first)
+
+
+def test_zigzag_without_trend_gets_its_own_verdict() -> None:
+    """The case that used to be flagged: S = max step / |net| = 2.0, J = 12.3 (net 0.05, steps 0.1)."""
+    v = [0.50, 0.60, 0.50, 0.60, 0.50, 0.60, 0.50, 0.55]
+    a = analyze_series(series(v, n_items=[5000] * 8, kind="discrete"))
+    ab = a.abruptness
+    assert ab.s is not None and ab.s == pytest.approx(0.1 / 0.65) and ab.s <= 1.0
+    assert ab.monotonicity == pytest.approx(0.05 / 0.65)
+    assert ab.abrupt is False and ab.criteria["trend"] is False
+    assert a.verdict == "no consistent trend" and "Kendall" in a.verdict_reason
+    # the residual scatter about the monotone fit is far above the binomial item noise: a model-to-model floor
+    assert ab.noise_floor.source == "residual scatter" and ab.noise_floor.sd > 0.03
+
+
+def test_two_step_window_and_noise_floor_estimates() -> None:
+    v = np.array([0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.555, 0.99])
+    a = analyze_series(series(v, n_items=[1000] * 8, kind="discrete"))
+    ab = a.abruptness
+    assert ab.abrupt is True and ab.window == 2 and a.emergence.pair == ["2.8b", "6.9b"]
+    assert a.emergence.window_end == "12b" and ab.s2 == pytest.approx(0.91 / 0.97)
+    assert ab.j2 == pytest.approx((0.91 / 0.97) / ((X[7] - X[5]) / (X[7] - X[0])))
+    assert "two steps" in a.verdict_reason
+    # a seed-replicate estimate larger than the residual one becomes the floor and can veto the flag
+    noisy = series(v, n_items=[1000] * 8, kind="discrete").model_copy(
+        update={"noise_estimates": [NoiseEstimate(source="seed replicates", sd=0.3, df=8)]}
+    )
+    b = analyze_series(noisy)
+    assert b.abruptness.noise_floor.source == "seed replicates" and b.abruptness.noise_floor.sd == 0.3
+    assert b.abruptness.abrupt is False and b.abruptness.criteria["step"] is False
+
+
+def test_per_member_baselines_are_kept() -> None:
+    v = [0.10, 0.11, 0.12, 0.30, 0.32, 0.34, 0.36, 0.38]
+    base = [0.10, 0.11, 0.12, 0.13, 0.14, 0.15, 0.16, 0.17]
+    s = series(v, n_items=[1000] * 8, kind="discrete").model_copy(update={"baselines": base})
+    a = analyze_series(s)
+    assert a.baselines == pytest.approx(base)
+    assert a.emergence.wei_member == "1b"  # 0.30 clears its own baseline 0.13; smaller members sit on theirs
+    two = analyze_series(series(v, direction="two_sided", n_items=[1000] * 8).model_copy(update={"baselines": base}))
+    assert two.y == pytest.approx(np.abs(np.array(v) - np.array(base)))
