@@ -133,11 +133,13 @@ def _flag_lines(report: Report) -> list[str]:
         where = f" ({a.checkpoint_of} checkpoints)" if a.checkpoint_of else ""
         name = f"`{a.probe}/{a.metric}`{where}" if a.probe else f"`{a.metric}`{where}"
         ab = a.abruptness
-        pair = " → ".join(a.emergence.pair or [])
+        pair = a.emergence.members_label
         agree = "" if a.emergence.agreement is None else f", {a.emergence.agreement:.0%} of resamples agree"
         way = "up" if (ab.net or 0.0) > 0 else "down"
         if a.verdict == "abrupt":
-            lines.append(f"- **abrupt ({way})**: {name} between {pair} (S = {_num(ab.s)}, J = {_num(ab.j)}{agree})")
+            two = ab.window == 2
+            shares = f"S2 = {_num(ab.s2)}, J2 = {_num(ab.j2)}" if two else f"S = {_num(ab.s)}, J = {_num(ab.j)}"
+            lines.append(f"- **abrupt ({way})**: {name} between {pair} ({shares}{agree})")
         elif a.verdict == "abrupt (likely metric artifact)":
             lines.append(
                 f"- **abrupt ({way}), likely a metric artifact**: {name} between {pair}; its continuous "

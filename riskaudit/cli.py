@@ -187,7 +187,7 @@ def scan(
     from riskaudit.models import DTYPES, LoadOptions
     from riskaudit.render import ScanProgress
     from riskaudit.report import write_report
-    from riskaudit.scan import ProbeOptions, ScanOptions, UnitCounter, build_probes, run_scan
+    from riskaudit.scan import ProbeOptions, ScanOptions, UnitCounter, build_probes, scan_family
     from riskaudit.store import ResultStore, store_path
 
     if dtype not in DTYPES:
@@ -242,11 +242,13 @@ def scan(
         with contextlib.ExitStack() as stack:
             store = None if no_cache else stack.enter_context(ResultStore(store_path(cache_dir)))
             if quiet:
-                report, rows = run_scan(fam, options, probes=probes, store=store, counter=counter)
+                report, rows, reps = scan_family(fam, options, probes=probes, store=store, counter=counter)
             else:
                 with ScanProgress(err_console, len(fam.members)) as progress:
-                    report, rows = run_scan(fam, options, probes=probes, events=progress, store=store, counter=counter)
-        report = write_report(report, out_path, rows)
+                    report, rows, reps = scan_family(
+                        fam, options, probes=probes, events=progress, store=store, counter=counter
+                    )
+        report = write_report(report, out_path, rows, reps)
     except KeyboardInterrupt:
         if no_cache:
             msg = "interrupted: nothing was saved (--no-cache) and no report was written; rerun to start over"
@@ -312,24 +314,32 @@ def analyze(
             "with CI, abrupt + statistics, emergence pair, verdict, surprise.",
         ),
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed for the bootstrap.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed for the resamples (default: 0 for a CSV; a report's own analysis seed)."),
+    ] = None,
     detail: Annotated[
         bool, typer.Option("--detail", help="Also show breakdown metrics (per template, stratum).")
     ] = False,
 ) -> None:
     """Growth per decade of compute, abrupt-risk flags, metric-artifact verdicts and surprises for results
-    produced by riskaudit or by any other harness."""
+    produced by riskaudit or by any other harness. A riskaudit report is re-analysed from the paired
+    replicates saved beside it, which reproduces its stored analysis exactly."""
     import json
 
-    from riskaudit.points import read_points_csv, series_from_report
+    from riskaudit.points import read_points_csv
+    from riskaudit.reanalysis import reanalyze_report
     from riskaudit.render_analysis import analysis_json, analysis_table
-    from riskaudit.report import read_report
     from riskaudit.scaling import AnalysisConfig, analyze_families
 
     if not points.exists():
         raise RiskauditError(f"{points}: no such file")
-    series = series_from_report(read_report(points)) if points.suffix.lower() == ".json" else read_points_csv(points)
-    fas = analyze_families(series, AnalysisConfig(seed=seed))
+    if points.suffix.lower() == ".json":
+        again = reanalyze_report(points, seed)
+        err_console.print(f"{points}: {again.source}", markup=False, highlight=False)
+        fas = [again.analysis]
+    else:
+        fas = analyze_families(read_points_csv(points), AnalysisConfig(seed=seed or 0))
     if as_json:
         sys.stdout.write(json.dumps(analysis_json(fas), allow_nan=False, indent=1) + "\n")
         return

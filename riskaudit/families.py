@@ -29,6 +29,8 @@ User families are TOML files::
     params_nonembedding = 18915328 # optional
     tokens = 299892736000          # training tokens seen; or `step` (+ `tokens_per_step` here or
                                    # on the family); `step` is inferred from a "stepN" revision
+    replicate_of = "small"         # optional: members sharing this label are seed replicates of one size;
+                                   # the analysis averages them and uses their spread as a noise floor
     notes = "..."                  # optional
 
 Numbers may also be written as strings with a K/M/B/T suffix ("70M", "300B"). A ``source`` is a local
@@ -135,6 +137,7 @@ class ModelSpec(BaseModel):
     notes: str = ""
     source_ref: str = ""  # where the numbers come from
     approximate: bool = False  # some number behind this spec is approximate ("~" in the source)
+    replicate_of: str | None = None  # members sharing this label are seed replicates of one size
 
     @property
     def flops_total(self) -> float | None:
@@ -519,6 +522,7 @@ class _TomlMember(BaseModel):
     tokens: float | None = Field(default=None, ge=0)
     step: int | None = Field(default=None, ge=0)
     tokens_per_step: int | None = Field(default=None, gt=0)
+    replicate_of: str | None = Field(default=None, min_length=1, pattern=r"^[^@\s]+$")
     notes: str = ""
 
     @field_validator("params", "params_nonembedding", "step", "tokens_per_step", mode="before")
@@ -638,6 +642,7 @@ def load_family_toml(path: str | Path, revisions: Sequence[str] | None = None) -
                     step=step,
                     notes=m.notes,
                     source_ref=str(path.resolve()),
+                    replicate_of=m.replicate_of,
                 ),
                 is_local,
             )

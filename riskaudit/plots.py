@@ -114,11 +114,14 @@ def _panel(ax: Axes, report: Report, probe: str, metric: str) -> bool:
             ax.plot([10**x for x in grid], line, color="C1", linewidth=1.5, label=label)
         xmap = {m.name: _x(m, axis) for m, _ in pts}
         pair = a.emergence.pair
-        if a.abruptness.abrupt and pair and pair[0] in xmap and pair[1] in xmap:
+        end = a.emergence.window_end or (pair[1] if pair else None)
+        if a.abruptness.abrupt and pair and pair[0] in xmap and end in xmap:
+            assert end is not None
             agree = "" if a.emergence.agreement is None else f", {a.emergence.agreement:.0%} agree"
             way = "up" if (a.abruptness.net or 0.0) > 0 else "down"
+            steps = "two steps" if a.emergence.window_end else "step"
             ax.axvspan(
-                xmap[pair[0]], xmap[pair[1]], color="C3", alpha=0.15, label=f"abrupt step ({way} in risk{agree})"
+                xmap[pair[0]], xmap[end], color="C3", alpha=0.15, label=f"abrupt {steps} ({way} in risk{agree})"
             )
         wei = a.emergence.wei_member
         if wei and wei in xmap:

@@ -29,13 +29,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import cast, get_args
 
+import numpy as np
 from pydantic import BaseModel
 
 from riskaudit.errors import RiskauditError
 from riskaudit.families import parse_quantity
 from riskaudit.probes.base import Direction, MetricKind, MetricResult
 from riskaudit.report import Report
-from riskaudit.scaling import MetricSeries
+from riskaudit.scaling import MetricSeries, NoiseEstimate
 
 __all__ = [
     "OPTIONAL_COLUMNS",
@@ -365,6 +366,7 @@ class MemberPoint(BaseModel):
     flops: float | None = None  # 6·N·D on the family's basis
     checkpoint_of: str | None = None  # the base member when this is one of its checkpoints (revisions)
     step: int | None = None
+    replicate_of: str | None = None  # the size group when members are seed replicates of one size
 
 
 ProbeMetrics = Mapping[str, Sequence[MetricResult]]  # probe id → its metric results (one member)
@@ -410,40 +412,55 @@ def series_from_scan(
 
     out: list[MetricSeries] = []
     for (probe, name), proto in ids.items():
+        cols = [_column(metrics[i], reps[i], probe, name) for i in range(len(points))]
+        ckpt_noise = _checkpoint_noise(points, groups, cols)
         for ix, base in layouts:
-            found = [_find(metrics[i], probe, name) for i in ix]
-            values = [None if r is None else r.value for r in found]
-            rep_lists = [reps[i].get(probe, {}).get(name) for i in ix]
+            names = [points[i].name for i in ix]
+            sub = [cols[i] for i in ix]
+            seeds = [1] * len(ix)
+            notes: list[str] = []
+            estimates = list(ckpt_noise)
+            if base is None:
+                names, sub, seeds, seed_noise, seed_notes = _collapse_replicates([points[i] for i in ix], sub)
+                estimates += seed_noise
+                notes += seed_notes
+                ix = [_first_of(points, ix, n) for n in names]
+            values = [c.value for c in sub]
+            rep_lists = [c.reps for c in sub]
             with_value = [k for k, v in enumerate(values) if v is not None]
             lengths = {len(rep_lists[k] or []) for k in with_value}
             rep_matrix: list[list[float | None]] | None = None
-            notes: list[str] = []
             if with_value and len(lengths) == 1 and 0 not in lengths:
                 B = lengths.pop()
-                cols = [rep_lists[k] if values[k] is not None else None for k in range(len(ix))]
-                rep_matrix = [[None if c is None else c[b] for c in cols] for b in range(B)]
-                if len({r.n_items for r in found if r is not None and r.value is not None}) > 1:
+                cols_b = [rep_lists[k] if values[k] is not None else None for k in range(len(sub))]
+                rep_matrix = [[None if c is None else c[b] for c in cols_b] for b in range(B)]
+                if len({c.n_items for c in sub if c.value is not None}) > 1:
                     notes.append("item counts differ across members: the replicates are not truly paired")
             elif any(rep_lists[k] for k in with_value):
                 notes.append("paired replicates missing for some member: resamples drawn from the CIs instead")
             discrete = proto.kind == "discrete"
+            baselines = [c.baseline for c in sub]
+            distinct = {b for b in baselines if b is not None}
             out.append(
                 MetricSeries(
                     family=family,
                     metric=name,
                     probe=probe,
-                    members=[points[i].name for i in ix],
+                    members=names,
                     params=[points[i].params for i in ix],
                     tokens=[points[i].tokens for i in ix],
                     flops=[points[i].flops for i in ix],
                     values=values,
-                    ci_low=[None if r is None else r.ci_low for r in found],
-                    ci_high=[None if r is None else r.ci_high for r in found],
-                    n_items=[None if r is None else r.n_items for r in found] if discrete else None,
+                    ci_low=[c.ci_low for c in sub],
+                    ci_high=[c.ci_high for c in sub],
+                    n_items=[c.n_items for c in sub] if discrete else None,
                     replicates=rep_matrix,
                     kind=proto.kind,
                     direction=proto.direction,
                     baseline=proto.baseline,
+                    baselines=baselines if len(distinct) > 1 else None,
+                    n_seeds=seeds if any(k > 1 for k in seeds) else None,
+                    noise_estimates=estimates,
                     companion=proto.companion,
                     axis="members" if base is None else "checkpoints",
                     checkpoint_of=base,
@@ -451,6 +468,137 @@ def series_from_scan(
                 )
             )
     return out
+
+
+@dataclass(frozen=True)
+class _Col:
+    """One member's value of one metric, with what the analysis needs about it."""
+
+    value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n_items: int | None = None
+    baseline: float | None = None
+    reps: Sequence[float | None] | None = None
+
+    def item_var(self) -> float | None:
+        """The item-resampling variance of the value: from the replicates, else from a 95% CI."""
+        if self.reps:
+            vals = np.asarray([r for r in self.reps if r is not None], dtype=np.float64)
+            vals = vals[np.isfinite(vals)]
+            if vals.size >= 2:
+                return float(np.var(vals, ddof=1))
+        if self.ci_low is not None and self.ci_high is not None:
+            return ((self.ci_high - self.ci_low) / (2 * 1.959963984540054)) ** 2
+        return None
+
+
+def _column(per_member: ProbeMetrics, reps: ProbeReplicates, probe: str, name: str) -> _Col:
+    r = _find(per_member, probe, name)
+    if r is None or r.value is None:
+        return _Col()
+    return _Col(
+        value=r.value,
+        ci_low=r.ci_low,
+        ci_high=r.ci_high,
+        n_items=r.n_items,
+        baseline=r.baseline,
+        reps=reps.get(probe, {}).get(name),
+    )
+
+
+def _first_of(points: Sequence[MemberPoint], ix: Sequence[int], name: str) -> int:
+    """The index (in ``points``) of the point named ``name`` or, for a collapsed group, of its first member."""
+    return next(i for i in ix if points[i].name == name or points[i].replicate_of == name)
+
+
+def _collapse_replicates(
+    pts: Sequence[MemberPoint], cols: Sequence[_Col]
+) -> tuple[list[str], list[_Col], list[int], list[NoiseEstimate], list[str]]:
+    """Seed replicates of one size become one point: the mean value (and mean paired replicates, which are the
+    paired replicates of the mean); their spread beyond item noise estimates the model-to-model noise."""
+    groups: dict[str, list[int]] = {}
+    for k, p in enumerate(pts):
+        groups.setdefault(p.replicate_of or p.name, []).append(k)
+    names: list[str] = []
+    out: list[_Col] = []
+    seeds: list[int] = []
+    notes: list[str] = []
+    ss = 0.0
+    df = 0
+    item_vars: list[float] = []
+    for label, ks in groups.items():
+        have = [k for k in ks if cols[k].value is not None]
+        names.append(label)
+        if len(ks) == 1 or len(have) < 2:
+            out.append(cols[ks[0]] if len(have) != 1 else cols[have[0]])
+            seeds.append(1)
+            continue
+        vals = np.asarray([cols[k].value for k in have], dtype=np.float64)
+        ss += float(((vals - vals.mean()) ** 2).sum())
+        df += len(have) - 1
+        item_vars += [v for v in (cols[k].item_var() for k in have) if v is not None]
+        rep_cols = [cols[k].reps for k in have]
+        mean_reps: list[float | None] | None = None
+        if all(r for r in rep_cols) and len({len(r or []) for r in rep_cols}) == 1:
+            mean_reps = [
+                None if any(r[b] is None for r in rep_cols if r) else float(np.mean([r[b] for r in rep_cols if r]))
+                for b in range(len(rep_cols[0] or []))
+            ]
+        out.append(
+            _Col(
+                value=float(vals.mean()),
+                n_items=cols[have[0]].n_items,
+                baseline=cols[have[0]].baseline,
+                reps=mean_reps,
+            )
+        )
+        seeds.append(len(have))
+        notes.append(f"{label}: mean of {len(have)} seed replicates ({', '.join(pts[k].name for k in have)})")
+    estimates: list[NoiseEstimate] = []
+    if df > 0:
+        tau2 = max(0.0, ss / df - (float(np.mean(item_vars)) if item_vars else 0.0))
+        estimates.append(
+            NoiseEstimate(
+                source="seed replicates",
+                sd=math.sqrt(tau2),
+                df=df,
+                note="pooled within-size variance of the seed replicates minus their item variance",
+            )
+        )
+    return names, out, seeds, estimates, notes
+
+
+def _checkpoint_noise(
+    points: Sequence[MemberPoint], groups: Mapping[str, Sequence[int]], cols: Sequence[_Col]
+) -> list[NoiseEstimate]:
+    """Neighbouring late checkpoints of one member (within 10% of each other in tokens seen) differ by
+    model-to-model noise, not by training progress: τ² = mean(Δ²/2) − mean item variance over such pairs."""
+    half_sq: list[float] = []
+    item_vars: list[float] = []
+    for ix in groups.values():
+        ranked = sorted((i for i in ix if cols[i].value is not None), key=lambda i: points[i].tokens or 0.0)
+        if len(ranked) < 2:
+            continue
+        last, prev = ranked[-1], ranked[-2]
+        t_last, t_prev = points[last].tokens, points[prev].tokens
+        if not t_last or not t_prev or t_prev < 0.9 * t_last:
+            continue
+        v_last, v_prev = cols[last].value, cols[prev].value
+        assert v_last is not None and v_prev is not None
+        half_sq.append((v_last - v_prev) ** 2 / 2.0)
+        item_vars += [v for v in (cols[last].item_var(), cols[prev].item_var()) if v is not None]
+    if not half_sq:
+        return []
+    tau2 = max(0.0, float(np.mean(half_sq)) - (float(np.mean(item_vars)) if item_vars else 0.0))
+    return [
+        NoiseEstimate(
+            source="neighbouring checkpoints",
+            sd=math.sqrt(tau2),
+            df=len(half_sq),
+            note="the last two checkpoints of a member, within 10% of each other in tokens seen",
+        )
+    ]
 
 
 def _find(per_member: ProbeMetrics, probe: str, name: str) -> MetricResult | None:
@@ -477,6 +625,7 @@ def series_from_report(report: Report, replicates: Mapping[str, ProbeReplicates]
                 flops=m.flops,
                 checkpoint_of=base if "@" in m.name else None,
                 step=int(step_match.group(1)) if step_match else None,
+                replicate_of=m.replicate_of,
             )
         )
         per_metrics.append({p.probe_id: list(p.metrics) for p in m.probes} if m.status == "ok" else {})

@@ -538,13 +538,22 @@ class _Evaluator:
             if a.verdict == "insufficient data":
                 return None, None, ""
             want = "abrupt" if flag == "abrupt" else "abrupt (likely metric artifact)"
-            pair = " → ".join(a.emergence.pair or [])
             agree = "" if a.emergence.agreement is None else f", agreement {a.emergence.agreement:.0%}"
+            hit = a.verdict == want and (ab.net or 0.0) > 0
+            if not hit and not a.verdict.startswith("abrupt"):
+                return False, ab.j, f"verdict {a.verdict!r}: {a.verdict_reason}"
+            two = ab.window == 2
+            shares = (
+                f"S2={_num(ab.s2, '.2f')}, J2={_num(ab.j2, '.2g')}"
+                if two
+                else f"S={_num(ab.s, '.2f')}, J={_num(ab.j, '.2g')}"
+            )
             return (
-                a.verdict == want and (ab.net or 0.0) > 0,
-                ab.j,
-                f"verdict {a.verdict!r}: risk jumps up between {pair} (net {_num(ab.net)} in units of "
-                f"{a.orientation}, S={_num(ab.s, '.2f')}, J={_num(ab.j, '.2g')}{agree})",
+                hit,
+                ab.j2 if two else ab.j,
+                f"verdict {a.verdict!r}: risk jumps {'up' if (ab.net or 0.0) > 0 else 'down'} between "
+                f"{a.emergence.members_label} (net {_num(ab.net)} in units of {a.orientation}, {shares}, noise floor "
+                f"sd {_num(ab.noise_floor.sd, '.2g')}{agree})",
             )
         p = a.predictability
         held = 1 if flag == "surprise" else 2

@@ -23,6 +23,7 @@ _VERDICT_STYLE = {
     "smooth": "green",
     "abrupt": "bold red",
     "abrupt (likely metric artifact)": "yellow",
+    "no consistent trend": "cyan",
     "insufficient data": "dim",
 }
 
@@ -55,6 +56,8 @@ def _abrupt_cell(a: MetricAnalysis) -> str:
     flag = {True: "yes", False: "no", None: "?"}[ab.abrupt]
     if ab.s is None and ab.j is None:
         return flag
+    if ab.window == 2:
+        return f"{flag} (S2={_num(ab.s2, '.2f')}, J2={_num(ab.j2, '.1f')})"
     return f"{flag} (S={_num(ab.s, '.2f')}, J={_num(ab.j, '.1f')})"
 
 
@@ -63,7 +66,7 @@ def _emergence_cell(a: MetricAnalysis) -> str:
     if not a.abruptness.abrupt or em.pair is None:
         return "–"
     agree = "" if em.agreement is None else f" ({em.agreement:.0%})"
-    return f"{em.pair[0]} → {em.pair[1]}{agree}"
+    return f"{em.members_label}{agree}"
 
 
 def _surprise_cell(a: MetricAnalysis) -> str:

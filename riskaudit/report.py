@@ -24,6 +24,7 @@ from riskaudit import __version__
 from riskaudit.errors import RiskauditError
 from riskaudit.models.base import BatchHalving
 from riskaudit.probes.base import ItemRecord, MetricResult
+from riskaudit.replicates import ScanReplicates, decode_replicates, replicates_path_for
 from riskaudit.scaling import FamilyAnalysis
 
 SCHEMA_VERSION = "1.1.0"  # 1.1.0: members[].batch_halvings (additive)
@@ -50,6 +51,12 @@ class FamilyInfo(BaseModel):
     description: str = ""
     flops_basis: str  # which N enters FLOPs = 6·N·D
     flops_formula: str = "6 * N * D (Kaplan et al. 2020); N = parameters on flops_basis, D = training tokens seen"
+    # members that ran, smallest to largest (training FLOPs, else params then tokens): the order family-level
+    # metrics use; the reference-model ratio divides by the reference member's loss, and the memorization
+    # prediction metrics predict what the largest member extracts
+    scale_order: list[str] = []
+    reference_member: str | None = None
+    largest_member: str | None = None
 
 
 class ProbeDefinition(BaseModel):
@@ -76,6 +83,7 @@ class MemberReport(BaseModel):
     params_counted: bool = False  # params were counted from the loaded weights
     train_tokens: float | None = None
     flops: float | None = None
+    replicate_of: str | None = None  # seed replicates of one size share this label (the analysis averages them)
     status: Literal["ok", "failed"] = "ok"
     error: str | None = None
     load_seconds: float = 0.0
@@ -97,6 +105,7 @@ class Report(BaseModel):
     members: list[MemberReport]
     probes: list[ProbeDefinition]
     sidecar: SidecarRef | None = None
+    replicates: SidecarRef | None = None  # paired bootstrap replicates (.npz; rows = metric series × member)
     analysis: FamilyAnalysis | None = None  # growth, abruptness, emergence, verdicts (riskaudit.scaling)
     notes: list[str] = []
 
@@ -174,9 +183,21 @@ def encode_sidecar(rows: Iterable[SidecarRow]) -> bytes:
     return ("\n".join(lines) + ("\n" if lines else "")).encode()
 
 
-def write_report(report: Report, path: Path, rows: Iterable[SidecarRow] | bytes | None = None) -> Report:
-    """Write the sidecar (when rows, or their :func:`encode_sidecar` bytes, are given) then the report, each
-    atomically; returns the written report."""
+def write_report(
+    report: Report,
+    path: Path,
+    rows: Iterable[SidecarRow] | bytes | None = None,
+    replicates: bytes | None = None,
+) -> Report:
+    """Write the sidecar (when rows, or their :func:`encode_sidecar` bytes, are given), the replicates file
+    (when given: :func:`riskaudit.replicates.encode_replicates` bytes) then the report, each atomically;
+    returns the written report."""
+    if replicates is not None:
+        rep_path = path.with_name(replicates_path_for(path.name))
+        _atomic_write_bytes(rep_path, replicates)
+        n_series = sum(len(metrics) for probes in decode_replicates(replicates).values() for metrics in probes.values())
+        ref = SidecarRef(path=rep_path.name, rows=n_series, sha256=hashlib.sha256(replicates).hexdigest())
+        report = report.model_copy(update={"replicates": ref})
     if rows is not None:
         side = sidecar_path_for(path)
         data = rows if isinstance(rows, bytes) else encode_sidecar(rows)
@@ -240,3 +261,20 @@ def read_report(path: Path, verify_sidecar: bool = True) -> Report:
         if digest != report.sidecar.sha256:
             raise RiskauditError(f"{path}: sidecar {side.name} does not match its sha256 in the report")
     return report
+
+
+def read_replicates(path: Path, report: Report) -> ScanReplicates | None:
+    """The paired replicates the report at ``path`` references; None when it references none or the file is
+    absent (then a re-analysis cannot be exact); RiskauditError when the file does not match its sha256."""
+    if report.replicates is None:
+        return None
+    rep = path.with_name(report.replicates.path)
+    try:
+        data = rep.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RiskauditError(f"{path}: replicates {rep} cannot be read: {exc.strerror}") from exc
+    if hashlib.sha256(data).hexdigest() != report.replicates.sha256:
+        raise RiskauditError(f"{path}: replicates {rep.name} do not match their sha256 in the report")
+    return decode_replicates(data, str(rep))

@@ -310,6 +310,11 @@ class EmergencePoint(BaseModel):
 
     pair: list[str] | None = None  # [member k*, member k*+1]: the (first) step of the window
     window_end: str | None = None  # member k*+2 when the rise spans two steps
+
+    @property
+    def members_label(self) -> str:
+        """``"a → b"``, or ``"a → b → c"`` for a two-step window; ``""`` without a pair."""
+        return " → ".join([*(self.pair or []), *([self.window_end] if self.window_end else [])])
     agreement: Finite | None = None  # share of resamples whose largest step is the same pair
     wei_member: str | None = None  # first member clearly above baseline, all smaller ones containing it
     wei_note: str = ""

@@ -7,11 +7,13 @@ freed before the next. Core code never prints: progress goes through :class:`Sca
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import time
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -23,6 +25,7 @@ from riskaudit.points import series_from_report
 from riskaudit.probes.base import Probe, ProbeResult
 from riskaudit.probes.memorization import MemorizationProbe
 from riskaudit.probes.registry import load_bias_probes, unhandled_probe_files
+from riskaudit.replicates import ProbeReplicates, decode_replicates, encode_replicates
 from riskaudit.report import (
     FamilyInfo,
     MemberReport,
@@ -112,7 +115,6 @@ def _probe_description(probe: Probe) -> str:
     return str(getattr(spec, "description", "")).strip()
 
 
-ProbeReplicates = dict[str, dict[str, list[float | None]]]  # probe id -> metric -> paired bootstrap replicates
 
 
 class MemberRun(BaseModel):
@@ -248,6 +250,7 @@ def _member_report(
         params_counted=counted,
         train_tokens=member.train_tokens,
         flops=spec.flops(family.flops_basis),
+        replicate_of=member.replicate_of,
         load_seconds=round(load_s, 3),
         batch_halvings=halvings or [],
     )
@@ -296,12 +299,28 @@ def product_key(family: Family, probes: Sequence[Probe], options: ScanOptions, r
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def scale_order(members: Sequence[MemberReport]) -> list[int]:
+    """Indices of ``members`` from the smallest to the largest: by training FLOPs when every member's are
+    known, else by parameters then tokens seen (ties keep the given order). Family-level metrics use this
+    order, so a family listed largest-first, or a ``--members`` subset, gives the same reference member."""
+    by_flops = all(m.flops is not None for m in members)
+
+    def key(i: int) -> tuple[float, float, float]:
+        m = members[i]
+        first = (m.flops or 0.0) if by_flops else float(m.params_total or 0)
+        return (first, float(m.params_total or 0), float(m.train_tokens or 0.0))
+
+    return sorted(range(len(members)), key=key)
+
+
 def _finalize(probes: Sequence[Probe], runs: list[MemberRun]) -> None:
     """Family-level metrics (e.g. a reference-model ratio against the smallest member) from the raw results.
 
-    A probe may define ``finalize_family(results: list[ProbeResult]) -> list[ProbeResult]`` (results in scan
-    order, smallest member first); it sees only members where the probe ran.
+    A probe may define ``finalize_family(results: list[ProbeResult]) -> list[ProbeResult]`` (results in scale
+    order, smallest member first: :func:`scale_order`); it sees only members where the probe ran.
     """
+    order = scale_order([r.report for r in runs])
+    runs = [runs[i] for i in order]
     for probe in probes:
         hook = getattr(probe, "finalize_family", None)
         if hook is None:
@@ -327,6 +346,15 @@ def _halving_notes(members: Sequence[MemberReport]) -> set[str]:
     return notes
 
 
+class ScanOutput(NamedTuple):
+    """A scan's three files: the report, its per-item sidecar (JSON lines) and its paired bootstrap replicates
+    (``.npz``, :mod:`riskaudit.replicates`), as :func:`~riskaudit.report.write_report` writes them."""
+
+    report: Report
+    sidecar: bytes
+    replicates: bytes
+
+
 def run_scan(
     family: Family,
     options: ScanOptions | None = None,
@@ -335,6 +363,19 @@ def run_scan(
     store: ResultStore | None = None,
     counter: UnitCounter | None = None,
 ) -> tuple[Report, bytes]:
+    """:func:`scan_family` without the replicates file: (report, sidecar)."""
+    out = scan_family(family, options, probes, events, store, counter)
+    return out.report, out.sidecar
+
+
+def scan_family(
+    family: Family,
+    options: ScanOptions | None = None,
+    probes: Sequence[Probe] | None = None,
+    events: ScanEvents | None = None,
+    store: ResultStore | None = None,
+    counter: UnitCounter | None = None,
+) -> ScanOutput:
     """Scan every member of ``family`` with ``probes`` (default: the built-in probes); returns the report and
     its sidecar (JSON lines, one per item record, as :func:`~riskaudit.report.write_report` writes them).
 
@@ -354,8 +395,8 @@ def run_scan(
     meta = run_metadata(opts.load.device, opts.load.dtype, opts.seed, opts.command)
     served = _from_product(family, probe_list, opts, store, ev) if store is not None else None
     if served is not None:
-        members, analysis, sidecar = served
-        return _assemble(meta, family, probe_list, members, analysis), sidecar
+        members, analysis, sidecar, rep_bytes = served
+        return ScanOutput(_assemble(meta, family, probe_list, members, analysis), sidecar, rep_bytes)
     runs: list[MemberRun] = []
     n = len(family.members)
     for i, member in enumerate(family.members):
@@ -374,6 +415,7 @@ def run_scan(
                     params_nonembedding=member.params_nonembedding,
                     train_tokens=member.train_tokens,
                     flops=family.member_flops(member),
+                    replicate_of=member.replicate_of,
                     status="failed",
                     error=str(exc),
                 )
@@ -401,15 +443,20 @@ def run_scan(
         replicates[run.report.name] = {pid: res.replicates for pid, res in run.results.items()}
     sidecar = encode_sidecar(rows)
     report = _assemble(meta, family, probe_list, members, None)
-    analysis = analyze_family(series_from_report(report, replicates), AnalysisConfig(seed=opts.seed))
+    # analyse exactly what the replicates file holds (float32), so that a re-analysis of the report is exact
+    rep_bytes = encode_replicates(replicates)
+    analysis = analyze_family(
+        series_from_report(report, decode_replicates(rep_bytes)), AnalysisConfig(seed=opts.seed)
+    )
     if store is not None and all(r.unit_digests and r.report.status == "ok" for r in runs):
         product = {
             "outcomes": [[p.model_dump(mode="json") for p in m.probes] for m in members],
             "analysis": analysis.model_dump(mode="json"),
             "sidecar": sidecar.decode(),
+            "replicates": base64.b64encode(rep_bytes).decode(),
         }
         store.put_product(product_key(family, probe_list, opts, runs), product)
-    return report.model_copy(update={"analysis": analysis}), sidecar
+    return ScanOutput(report.model_copy(update={"analysis": analysis}), sidecar, rep_bytes)
 
 
 def _assemble(
@@ -420,9 +467,17 @@ def _assemble(
     analysis: FamilyAnalysis | None,
 ) -> Report:
     notes = sorted({note for m in members for p in m.probes for note in p.notes} | _halving_notes(members))
+    ranked = [members[i].name for i in scale_order(members) if members[i].status == "ok"]
     return Report(
         run=meta.model_copy(update={"finished_utc": utc_now()}),
-        family=FamilyInfo(name=family.name, description=family.description, flops_basis=family.flops_basis),
+        family=FamilyInfo(
+            name=family.name,
+            description=family.description,
+            flops_basis=family.flops_basis,
+            scale_order=ranked,
+            reference_member=ranked[0] if ranked else None,
+            largest_member=ranked[-1] if ranked else None,
+        ),
         members=members,
         probes=[
             ProbeDefinition(id=p.id, content_hash=p.content_hash(), description=_probe_description(p)) for p in probes
@@ -434,7 +489,7 @@ def _assemble(
 
 def _from_product(
     family: Family, probes: Sequence[Probe], options: ScanOptions, store: ResultStore, events: ScanEvents
-) -> tuple[list[MemberReport], FamilyAnalysis, bytes] | None:
+) -> tuple[list[MemberReport], FamilyAnalysis, bytes, bytes] | None:
     """Members (no time spent: nothing computed), analysis and sidecar of a stored family product whose
     every input is unchanged; None when any unit or the product is missing (or undecodable)."""
     runs: list[MemberRun] = []
@@ -449,16 +504,17 @@ def _from_product(
     try:
         analysis = FamilyAnalysis.model_validate(product["analysis"])
         sidecar = str(product["sidecar"]).encode()
+        rep_bytes = base64.b64decode(str(product["replicates"]), validate=True)
         members = [
             run.report.model_copy(
                 update={"probes": [ProbeOutcome.model_validate({**o, "seconds": 0.0}) for o in outcomes]}
             )
             for run, outcomes in zip(runs, product["outcomes"], strict=True)
         ]
-    except (KeyError, TypeError, ValueError, ValidationError):
+    except (KeyError, TypeError, ValueError, ValidationError, binascii.Error):
         return None
     n = len(members)
     for i, (member, m) in enumerate(zip(family.members, members, strict=True)):
         events.member_start(i, n, member)
         events.member_done(i, n, m.model_copy(update={"probes": []}), 0.0)
-    return members, analysis, sidecar
+    return members, analysis, sidecar, rep_bytes
