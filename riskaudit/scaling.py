@@ -693,6 +693,8 @@ def _growth(axis: XAxis, x: FloatArray, prep: _Prepared, alpha: float) -> Growth
     fit = _ols(x, y)
     slope = None if fit is None else _f(fit[0])
     lo, hi, method = _slope_ci(x, y, prep.reps, alpha)
+    if prep.reps is not None and prep.noise.sd > 0:
+        method += f" + model-to-model noise (sd {prep.noise.sd:.3g}, {prep.noise.source})"
     ts_slope = ts_lo = ts_hi = None
     tau = p = None
     with warnings.catch_warnings(), np.errstate(all="ignore"):  # ties and constant y: undefined → None below
@@ -893,9 +895,12 @@ def _predictability(prep: _Prepared, config: AnalysisConfig) -> Predictability:
     assert prep.primary is not None
     x, y = prep.x[prep.primary], prep.y
     n = y.size
-    scales: list[tuple[Literal["linear", "logit"], FloatArray, FloatArray | None]] = [("linear", y, prep.reps)]
+    # item resamples only: the prediction interval's residual variance s² already holds the model-to-model
+    # scatter of the fitted members, and a floor estimated from every member would include the held-out one
+    reps = prep.item_reps
+    scales: list[tuple[Literal["linear", "logit"], FloatArray, FloatArray | None]] = [("linear", y, reps)]
     if prep.rate:
-        lr = None if prep.reps is None else stats.logit(prep.reps, prep.logit_eps)
+        lr = None if reps is None else stats.logit(reps, prep.logit_eps)
         scales.append(("logit", stats.logit(y, prep.logit_eps), lr))
     out = Predictability()
     holds = [1] + ([2] if n >= config.two_out_min_members else [])
