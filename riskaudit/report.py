@@ -27,7 +27,9 @@ from riskaudit.probes.base import ItemRecord, MetricResult
 from riskaudit.replicates import ScanReplicates, decode_replicates, replicates_path_for
 from riskaudit.scaling import FamilyAnalysis
 
-SCHEMA_VERSION = "1.2.0"  # 1.1.0: members[].batch_halvings; 1.2.0: verdict "no consistent trend", noise floor, two-step windows, per-member baselines, replicates file, family scale order (all additive)
+# 1.1.0: members[].batch_halvings. 1.2.0: verdict "no consistent trend", noise floor, two-step windows, per-member
+# baselines, the replicates file, the family's scale order (all additive)
+SCHEMA_VERSION = "1.2.0"
 REPORT_KIND = "riskaudit.scan"
 
 

@@ -205,7 +205,10 @@ class AbruptThresholds(BaseModel):
     * **trend**: the isotonic (monotone) fit in the direction of net explains ≥ ``trend_r2`` of the variance;
     * **step**: the rise of the step window beats ``step_sd`` times its own sd over the same resamples;
     * **one step** (5th percentile of S ≥ ``s_p05`` and J ≥ j*) **or two adjacent steps** (5th percentile of
-      S2 ≥ ``s2_p05``, J2 ≥ j2*, each step ≥ ``s2_each`` of the total variation).
+      S2 ≥ ``s2_p05``, J2 ≥ j2*, each step ≥ ``s2_each`` of the total variation);
+    * **from baseline**: the window's rise is ≥ ``baseline_share`` of the risk above baseline on its high side
+      (isotonic fit): the risk appears, rather than a present risk changing level (Wei et al. 2022: near
+      baseline in smaller models, clearly above it in larger ones). For a fall, most of the risk goes.
 
     S and S2 are shares of the total variation Σ|Δ|, so S ≤ 1 and a series without a consistent direction
     (zig-zag, seesaw, one dip) cannot pass however large its steps. j* = min(j, j_max_share·span/gap(k*)) and
@@ -221,6 +224,7 @@ class AbruptThresholds(BaseModel):
     s2_p05: Finite = 0.65
     j2: Finite = 2.5
     s2_each: Finite = 0.25
+    baseline_share: Finite = Field(default=0.5, ge=0.0, le=1.0)
     j_max_share: Finite | None = Field(default=0.8, gt=0.0, le=1.0)
 
     def j_threshold(self, span_over_gap: float | None, two_steps: bool = False) -> float:
@@ -234,9 +238,10 @@ class AbruptThresholds(BaseModel):
         cap = "" if self.j_max_share is None else f" (each capped at {self.j_max_share:g}·span/width)"
         return (
             f"abrupt ⇔ |net| ≥ {self.net_sd:g}·sd(net) and isotonic R² ≥ {self.trend_r2:g} and the step window's rise "
-            f"≥ {self.step_sd:g}·its sd (sd over item resamples + model-to-model noise) and [one step: 5th pct of "
-            f"S ≥ {self.s_p05:g}, J ≥ {self.j:g} | two adjacent steps: 5th pct of S2 ≥ {self.s2_p05:g}, "
-            f"J2 ≥ {self.j2:g}, each step ≥ {self.s2_each:g} of Σ|Δ|]{cap}; S, S2 = shares of Σ|Δ|"
+            f"≥ {self.step_sd:g}·its sd (sd over item resamples + model-to-model noise) and ≥ {self.baseline_share:g} "
+            f"of the risk above baseline, and either one step (5th pct of S ≥ {self.s_p05:g}, J ≥ {self.j:g}) or two "
+            f"adjacent steps (5th pct of S2 ≥ {self.s2_p05:g}, J2 ≥ {self.j2:g}, each ≥ {self.s2_each:g} of Σ|Δ|)"
+            f"{cap}; S, S2 = shares of Σ|Δ|"
         )
 
 
@@ -295,6 +300,7 @@ class Abruptness(BaseModel):
     window: Literal[1, 2] = 1  # steps in the window the flag (and the emergence pair) refers to
     step: Finite | None = None  # the window's rise (oriented units)
     step_sd: Finite | None = None  # its sd over resamples (item + model-to-model noise)
+    baseline_share: Finite | None = None  # share of the risk above baseline (high side) the window accounts for
     breakthroughness: Finite | None = None  # BIG-bench B / (n − 1)
     linearity: Finite | None = None  # BIG-bench L / (n − 1)
     k_star: int | None = None  # start of the window (between members k* and k*+window, analysed order)
@@ -821,9 +827,27 @@ def _abruptness(prep: _Prepared, th: AbruptThresholds) -> tuple[Abruptness, Emer
         c_step = ab.step is not None and ab.step_sd is not None and ab.step >= th.step_sd * ab.step_sd
         em.agreement = _f(float(np.mean(shares.k2 == ab.k_star))) if shares.k2 is not None else None
         c_s, c_j = True, True
-    ab.criteria = {"net": c_net, "trend": c_trend, "step": c_step, "s_p05": c_s, "j": c_j}
-    ab.abrupt = bool(c_net and c_trend and c_step and c_s and c_j)
+    ab.baseline_share = _baseline_share(prep, st, ab)
+    c_base = ab.baseline_share is not None and ab.baseline_share >= th.baseline_share
+    ab.criteria = {"net": c_net, "trend": c_trend, "step": c_step, "s_p05": c_s, "j": c_j, "baseline": c_base}
+    ab.abrupt = bool(c_net and c_trend and c_step and c_s and c_j and c_base)
     return ab, em
+
+
+def _baseline_share(prep: _Prepared, st: StepStats, ab: Abruptness) -> float | None:
+    """The share of the risk above baseline on the window's high side that the window's rise accounts for,
+    read off the isotonic fit: near baseline before the step, clearly above it after (Wei et al. 2022). For a
+    fall, the share of the risk above baseline before it that the fall removes. None when the high side does
+    not lie above its baseline."""
+    if ab.k_star is None:
+        return None
+    fit, _ = isotonic_fit(prep.y, increasing=st.net > 0)
+    k, w = ab.k_star, ab.window
+    hi, lo = (k + w, k) if st.net > 0 else (k, k + w)
+    above = float(fit[hi] - prep.base[hi])
+    if above <= _TINY:
+        return None
+    return _f(min(1.0, float(fit[hi] - fit[lo]) / above))
 
 
 def _set_window(ab: Abruptness, em: EmergencePoint, prep: _Prepared, st: StepStats, window: Literal[1, 2]) -> None:

@@ -324,3 +324,45 @@ def test_series_from_report_and_failed_member() -> None:
     assert s.replicates is None
     (fa,) = analyze_families([s])
     assert fa.metrics[0].n_members == 3 and fa.metrics[0].resampling == "normal from CI"
+
+
+def test_seed_replicates_collapse_into_one_point_with_a_noise_estimate() -> None:
+    """Members declared as seed replicates of one size (``replicate_of``) become one point (the mean value and
+    the mean of their paired replicates); their spread beyond item noise is a model-to-model noise estimate."""
+    rng = np.random.default_rng(1)
+    members: list[MemberPoint | tuple[str, float | None, float | None, float | None]] = [
+        MemberPoint(name="s", params=1e7, tokens=1e9, flops=6e16, replicate_of="s"),
+        MemberPoint(name="s-seed1", params=1e7, tokens=1e9, flops=6e16, replicate_of="s"),
+        MemberPoint(name="s-seed2", params=1e7, tokens=1e9, flops=6e16, replicate_of="s"),
+        MemberPoint(name="m", params=1e8, tokens=1e9, flops=6e17),
+        MemberPoint(name="l", params=1e9, tokens=1e9, flops=6e18),
+    ]
+    values = [0.50, 0.60, 0.70, 0.65, 0.80]
+    metrics = [{"p": [_metric("corr", v)]} for v in values]
+    reps = [{"p": {"corr": list(rng.normal(v, 0.01, 400))}} for v in values]
+    (s,) = series_from_scan("fam", members, metrics, reps)
+    assert s.members == ["s", "m", "l"] and s.values[0] == pytest.approx(0.60) and s.n_seeds == [3, 1, 1]
+    assert s.replicates is not None
+    assert s.replicates[5][0] == pytest.approx(np.mean([reps[k]["p"]["corr"][5] for k in range(3)]))
+    (est,) = [e for e in s.noise_estimates if e.source == "seed replicates"]
+    item_var = np.mean([np.var(reps[k]["p"]["corr"], ddof=1) for k in range(3)])
+    assert est.df == 2 and est.sd == pytest.approx(np.sqrt(0.01 - item_var))  # sample variance of .5 .6 .7 = 0.01
+    assert any("mean of 3 seed replicates" in n for n in s.notes)
+
+
+def test_neighbouring_checkpoints_give_a_noise_estimate() -> None:
+    members: list[MemberPoint | tuple[str, float | None, float | None, float | None]] = [
+        MemberPoint(name="m@step90", params=1e8, tokens=0.95e9, flops=5.7e17, checkpoint_of="m", step=90),
+        MemberPoint(name="m@step100", params=1e8, tokens=1e9, flops=6e17, checkpoint_of="m", step=100),
+        MemberPoint(name="n@step50", params=1e9, tokens=0.5e9, flops=3e18, checkpoint_of="n", step=50),
+        MemberPoint(name="n@step100", params=1e9, tokens=1e9, flops=6e18, checkpoint_of="n", step=100),
+        MemberPoint(name="s", params=1e7, tokens=1e9, flops=6e16),
+    ]
+    values = [0.40, 0.46, 0.30, 0.70, 0.2]
+    metrics = [{"p": [_metric("corr", v)]} for v in values]
+    (s, *_) = series_from_scan("fam", members, metrics)
+    assert s.axis == "members"
+    (est,) = s.noise_estimates  # only m's last two checkpoints are neighbours (n's are 2× apart in tokens)
+    item_var = (0.04 / (2 * 1.959963984540054)) ** 2  # from the ±0.02 CIs
+    assert est.source == "neighbouring checkpoints" and est.df == 1
+    assert est.sd == pytest.approx(np.sqrt(0.06**2 / 2 - item_var))

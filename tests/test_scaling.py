@@ -177,7 +177,8 @@ def test_abrupt_flag_emergence_pair_and_wei_point() -> None:
     a = analyze_series(series(v, n_items=n, kind="discrete", baseline=0.0))
     ab = a.abruptness
     assert ab.abrupt is True
-    assert ab.criteria == {"net": True, "trend": True, "step": True, "s_p05": True, "j": True}
+    assert ab.criteria == {"net": True, "trend": True, "step": True, "s_p05": True, "j": True, "baseline": True}
+    assert ab.baseline_share == pytest.approx(0.425 / 0.45)  # fitted rise / fitted level above 0 after it
     assert ab.net == pytest.approx(0.46)
     assert ab.total_variation == pytest.approx(0.48)  # Δ = .00 .01 −.01 .43 .01 .01 .01
     assert ab.s == pytest.approx(0.43 / 0.48)  # a share of the total variation: S ≤ 1
@@ -310,7 +311,9 @@ def test_analyze_family_pairs_companion_artifact_and_genuine() -> None:
     assert by["exact"].companion_abrupt is False
     # a companion that jumps as well → genuine
     step_lp = np.where(SHARE > 0.8, -0.01, -0.3)
-    cont2 = series(step_lp, replicates=step_lp + rng.normal(0, 0.002, size=(2000, 8)), metric="logprob")
+    reps2 = step_lp + rng.normal(0, 0.002, size=(2000, 8))
+    # baseline: the per-token log-prob of a model that has not memorized (-0.3), from which the risk appears
+    cont2 = series(step_lp, replicates=reps2, metric="logprob", baseline=-0.3)
     fa2 = analyze_family([disc, cont2])
     assert fa2.metrics[0].verdict == "abrupt" and "genuine" in fa2.metrics[0].verdict_reason
     # a companion named but absent
@@ -568,6 +571,18 @@ def test_two_step_window_and_noise_floor_estimates() -> None:
     b = analyze_series(noisy)
     assert b.abruptness.noise_floor.source == "seed replicates" and b.abruptness.noise_floor.sd == 0.3
     assert b.abruptness.abrupt is False and b.abruptness.criteria["step"] is False
+
+
+def test_a_level_shift_of_a_present_risk_is_not_emergence() -> None:
+    """A step from 0.5 to 0.9 above a baseline of 0 is abrupt in shape, but the risk was already there: the
+    rise is 0.4 of the 0.9 above baseline (< 0.5). From a baseline of 0.45 it is emergence."""
+    v = np.array([0.50, 0.50, 0.51, 0.50, 0.90, 0.90, 0.91, 0.90])
+    a = analyze_series(series(v, n_items=[1000] * 8, kind="discrete", baseline=0.0))
+    assert a.abruptness.criteria["baseline"] is False and a.abruptness.abrupt is False
+    assert a.abruptness.baseline_share == pytest.approx(0.395 / 0.90)  # isotonic levels .505 → .90
+    assert a.verdict == "smooth"
+    b = analyze_series(series(v, n_items=[1000] * 8, kind="discrete", baseline=0.45))
+    assert b.abruptness.abrupt is True and b.verdict == "abrupt"
 
 
 def test_per_member_baselines_are_kept() -> None:
