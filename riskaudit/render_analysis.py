@@ -17,7 +17,7 @@ from riskaudit.scaling import FamilyAnalysis, GrowthFit, MetricAnalysis
 __all__ = ["ANALYSIS_JSON_KIND", "analysis_json", "analysis_table", "metric_json"]
 
 ANALYSIS_JSON_KIND = "riskaudit.analysis"
-ANALYSIS_JSON_VERSION = "1.0.0"
+ANALYSIS_JSON_VERSION = "1.1.0"  # 1.1.0: two-step window, trend, noise floor, baseline share
 
 _VERDICT_STYLE = {
     "smooth": "green",
@@ -188,11 +188,24 @@ def metric_json(a: MetricAnalysis) -> dict[str, Any]:
             "S_p05": ab.s_p05,
             "J": ab.j,
             "J_threshold": ab.j_threshold,
+            "S2": ab.s2,
+            "S2_p05": ab.s2_p05,
+            "J2": ab.j2,
+            "J2_threshold": ab.j2_threshold,
+            "window": ab.window,
+            "step": ab.step,
+            "step_sd": ab.step_sd,
+            "total_variation": ab.total_variation,
+            "monotonicity": ab.monotonicity,
+            "trend_r2": ab.trend_r2,
+            "baseline_share": ab.baseline_share,
+            "noise_floor": ab.noise_floor.model_dump(mode="json"),
             "breakthroughness": ab.breakthroughness,
             "linearity": ab.linearity,
             "criteria": ab.criteria,
         },
         "emergence_pair": a.emergence.pair,
+        "emergence_window_end": a.emergence.window_end,
         "emergence_agreement": a.emergence.agreement,
         "first_above_baseline": a.emergence.wei_member,
         "companion": a.companion,
