@@ -68,3 +68,14 @@ def test_largest_first_gives_the_same_family_level_metrics(setup: tuple[Path, Pa
     first, *others = results.values()
     assert any(k[1].startswith("mia_auc_ref_ratio") for k in first)  # the family-level metrics are there
     assert all(other == first for other in others)
+
+
+def test_toml_replicate_of_is_read(tmp_path: Path) -> None:
+    toml = tmp_path / "seeds.toml"
+    toml.write_text(
+        '[[members]]\nname = "a"\nsource = "x/a"\ntokens = 1e9\nreplicate_of = "a"\n'
+        '[[members]]\nname = "a-seed1"\nsource = "x/a-seed1"\ntokens = 1e9\nreplicate_of = "a"\n'
+        '[[members]]\nname = "b"\nsource = "x/b"\ntokens = 1e9\n'
+    )
+    fam = load_family(str(toml))
+    assert [m.replicate_of for m in fam.members] == ["a", "a", None]
