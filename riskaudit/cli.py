@@ -24,9 +24,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is plain: "[tool.riskaudit]" stays, flags show no <bool>
 )
 zoo_app = typer.Typer(
-    help="The built-in demo family (a tiny GPT-NeoX family trained by riskaudit).", no_args_is_help=True
+    help="The built-in demo family (a tiny GPT-NeoX family trained by riskaudit).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(zoo_app, name="zoo")
 
@@ -199,7 +202,7 @@ def scan(
         wanted = [m.strip() for m in members.split(",") if m.strip()]
         fam = fam.model_copy(update={"members": [fam.member(w) for w in wanted]})
     out_path = out if out is not None else Path("reports") / f"{fam.name}.json"
-    _check_writable(out_path)
+    _check_outputs(out_path, plots)
     options = ScanOptions(
         load=LoadOptions(
             dtype=dtype,
@@ -260,7 +263,7 @@ def scan(
     if plots:
         from riskaudit.plots import plot_report
 
-        plot_dir = out_path.with_name(out_path.stem + "_plots")
+        plot_dir = _plot_dir(out_path)
         paths = plot_report(report, plot_dir, breakdowns=False)
         out_console.print(f"{len(paths)} plots in {plot_dir}", markup=False, highlight=False)
     side = report.sidecar.path if report.sidecar else "-"
@@ -280,18 +283,19 @@ def _print_report(report: Report, detail: bool) -> None:
         out_console.print(analysis_table(report.analysis, detail=detail, only=headline_keys(report)))
 
 
-def _check_writable(path: Path) -> None:
-    """Fail before any work when the report cannot be written."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.exists() and path.is_dir():
-        raise RiskauditError(f"--out {path} is a directory; give a file path such as {path}/report.json")
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise RiskauditError(f"cannot write the report to {path}: {probe} is a file, not a directory")
-    if not os.access(probe, os.W_OK):
-        raise RiskauditError(f"cannot write the report to {path}: {probe} is not writable")
+def _check_outputs(out_path: Path, plots: bool) -> None:
+    """Fail before any model loads when the report, its sidecar or the plot directory cannot be written."""
+    from riskaudit.outputs import check_writable, check_writable_dir
+    from riskaudit.report import sidecar_path_for
+
+    check_writable(out_path, "the report (--out)")
+    check_writable(sidecar_path_for(out_path), "the per-item sidecar")
+    if plots:
+        check_writable_dir(_plot_dir(out_path), "the plots (--plots)")
+
+
+def _plot_dir(report_path: Path) -> Path:
+    return report_path.with_name(report_path.stem + "_plots")
 
 
 @app.command()
@@ -337,7 +341,7 @@ def analyze(
         out_console.print(analysis_table(fa, detail=detail))
 
 
-report_app = typer.Typer(help="Saved reports.", no_args_is_help=True)
+report_app = typer.Typer(help="Saved reports.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(report_app, name="report")
 
 
@@ -357,12 +361,13 @@ def schema(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the schema to this file.")] = None,
 ) -> None:
     """Print the JSON Schema of the report format."""
-    from riskaudit.schema import report_schema_text, write_report_schema
+    from riskaudit.outputs import atomic_write_bytes
+    from riskaudit.schema import report_schema_text
 
     if out is None:
         sys.stdout.write(report_schema_text())
     else:
-        write_report_schema(out)
+        atomic_write_bytes(out, report_schema_text().encode("utf-8"))
 
 
 @app.command()
@@ -460,7 +465,7 @@ def plot(
     from riskaudit.plots import plot_report
     from riskaudit.report import read_report
 
-    out_dir = out if out is not None else report.with_name(report.stem + "_plots")
+    out_dir = out if out is not None else _plot_dir(report)
     paths = plot_report(read_report(report), out_dir, breakdowns=breakdowns)
     out_console.print(f"{len(paths)} plots in {out_dir}", markup=False, highlight=False)
 
@@ -530,7 +535,9 @@ def zoo_build(
 
 
 probes_app = typer.Typer(
-    help="Probe definitions (data in probes/ and in your --probe-dir directories).", no_args_is_help=True
+    help="Probe definitions (data in probes/ and in your --probe-dir directories).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(probes_app, name="probes")
 
@@ -576,14 +583,65 @@ def probes_validate(
         out_console.print(f"ok  {info.id} ({info.kind})  {info.path}", markup=False, highlight=False)
 
 
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """The ClickException classes this typer raises: click's own (typer < 0.22 depends on click) and/or the
+    copy typer bundles as ``typer._click`` (typer ≥ 0.22). Catching only one of them lets the other through
+    as a traceback with exit code 1, which a CI gate reads as "policy violated"."""
+    import importlib
+
+    found: list[type[Exception]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            cls = importlib.import_module(module).ClickException
+        except (ImportError, AttributeError):
+            continue
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            found.append(cls)
+    return tuple(found)
+
+
+def _usage_line(exc: Exception) -> str:
+    """A click/typer usage error as one line: the command, the problem, where to look for help."""
+    ctx = getattr(exc, "ctx", None)
+    path = str(getattr(ctx, "command_path", "") or "riskaudit")
+    fmt = getattr(exc, "format_message", None)
+    message = str(fmt()) if callable(fmt) else str(exc)
+    message = " ".join(message.split()) or type(exc).__name__
+    return f"{path}: {message} (see `{path} --help`)"
+
+
+def _refuse_bare_group(args: list[str]) -> None:
+    """``riskaudit`` or ``riskaudit report`` without a command: the group's help on stdout, one line on stderr,
+    exit 2 (click < 8.2 would exit 0 after the help, click ≥ 8.2 raises; the same for every version here)."""
+    from riskaudit.render import print_error
+
+    group = typer.main.get_command(app)
+    path = ["riskaudit"]
+    for arg in args:
+        sub = getattr(group, "commands", {}).get(arg)
+        if sub is None:
+            return
+        group = sub
+        path.append(arg)
+    if not getattr(group, "commands", None):
+        return
+    with group.context_class(group, info_name=" ".join(path)) as ctx:
+        out_console.print(group.get_help(ctx), markup=False, highlight=False)
+    name = " ".join(path)
+    print_error(err_console, f"{name}: missing command (listed above; see `{name} --help`)")
+    sys.exit(2)
+
+
 def main() -> None:
-    """Console entry point: every RiskauditError is one line on stderr and exit code 2."""
+    """Console entry point: every RiskauditError and every usage error is one line on stderr and exit code 2."""
     from riskaudit.render import print_error
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # DEMO-FAMILY-NOTES: avoids 5-10x slowdowns on shared cores
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    usage_errors = _usage_error_types()
+    _refuse_bare_group(sys.argv[1:])
     try:
-        rc = app(standalone_mode=False)
+        rc = app(standalone_mode=False, prog_name="riskaudit")
     except RiskauditError as exc:
         print_error(err_console, str(exc))
         sys.exit(exc.exit_code)
@@ -591,13 +649,11 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         rc = 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except usage_errors as exc:
+        code = getattr(exc, "exit_code", 2)
+        print_error(err_console, _usage_line(exc))
+        # a usage error is bad input (2); any other click error keeps a non-zero code that is not 1 ("violated")
+        sys.exit(2 if code in (1, 2) else int(code))
     if rc == 130:  # typer turns Ctrl-C in a command into exit code 130 without a word
         print_error(err_console, "interrupted; nothing half-written was kept (every output is written atomically)")
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -10,6 +10,7 @@ pyplot, no global backend change); never prints.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from riskaudit.errors import RiskauditError
+from riskaudit.outputs import atomic_write_bytes
 from riskaudit.policy import find_metric, metric_keys, representative_members
 from riskaudit.probes.base import MetricResult
 from riskaudit.report import MemberReport, Report
@@ -156,11 +158,9 @@ def plot_metric(report: Report, probe: str, metric: str, path: Path, dpi: int = 
     if comp:
         _panel(axes[1], report, probe, comp)
     fig.suptitle(f"{report.family.name}: {metric}" + (f" and its continuous companion {comp}" if comp else ""))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, format="png")
-    except OSError as exc:
-        raise RiskauditError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from riskaudit import __version__
 from riskaudit.errors import RiskauditError
 from riskaudit.models.base import BatchHalving
+from riskaudit.outputs import write_together
 from riskaudit.probes.base import ItemRecord, MetricResult
 from riskaudit.scaling import FamilyAnalysis
 
@@ -150,16 +150,6 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise RiskauditError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
 def sidecar_path_for(report_path: Path) -> Path:
     name = report_path.name[:-5] if report_path.name.endswith(".json") else report_path.name
     return report_path.with_name(name + ".items.jsonl")
@@ -175,13 +165,15 @@ def encode_sidecar(rows: Iterable[SidecarRow]) -> bytes:
 
 
 def write_report(report: Report, path: Path, rows: Iterable[SidecarRow] | bytes | None = None) -> Report:
-    """Write the sidecar (when rows, or their :func:`encode_sidecar` bytes, are given) then the report, each
-    atomically; returns the written report."""
+    """Write the sidecar (when rows, or their :func:`encode_sidecar` bytes, are given) and the report as one:
+    both are staged in temporary files first, and a failure leaves neither changed nor any temporary file
+    behind (see :func:`riskaudit.outputs.write_together`); returns the written report."""
+    files: list[tuple[Path, bytes]] = []
     if rows is not None:
         side = sidecar_path_for(path)
         data = rows if isinstance(rows, bytes) else encode_sidecar(rows)
         n_rows = data.count(b"\n")
-        _atomic_write_bytes(side, data)
+        files.append((side, data))
         report = report.model_copy(
             update={"sidecar": SidecarRef(path=side.name, rows=n_rows, sha256=hashlib.sha256(data).hexdigest())}
         )
@@ -189,7 +181,8 @@ def write_report(report: Report, path: Path, rows: Iterable[SidecarRow] | bytes 
         text = json.dumps(report.model_dump(mode="json"), allow_nan=False, indent=1)
     except ValueError as exc:  # NaN or Infinity slipped into a metric
         raise RiskauditError(f"refusing to write {path}: the report holds a NaN or Infinity ({exc})") from exc
-    _atomic_write_bytes(path, text.encode() + b"\n")
+    files.append((path, text.encode() + b"\n"))
+    write_together(files)
     return report
 
 
