@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +16,8 @@ from riskaudit import __version__
 from riskaudit.errors import Interrupted, RiskauditError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from riskaudit.report import Report
 
 app = typer.Typer(
@@ -42,6 +45,16 @@ err_console = Console(stderr=True, width=_WIDTH)
 ProbeDirOption = Annotated[
     list[Path] | None,
     typer.Option("--probe-dir", help="A directory of your own probe YAML files (repeatable).", show_default=False),
+]
+
+
+WideOption = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Every metric and every column in one table per probe, however wide (lines may wrap); "
+        "default: the headline metrics, laid out to fit the terminal.",
+    ),
 ]
 
 
@@ -78,8 +91,10 @@ def families(
         str | None, typer.Option(help="Comma-separated checkpoints, e.g. step1000,step143000.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    wide: WideOption = False,
 ) -> None:
-    """List the built-in families (members, parameters, training tokens, FLOPs = 6·N·D)."""
+    """List the built-in families (members, parameters, training tokens, FLOPs = 6·N·D), or one family's members
+    and checkpoints."""
     from riskaudit.families import builtin_families, load_family
     from riskaudit.render import families_table, family_table
 
@@ -88,7 +103,7 @@ def families(
         if as_json:
             out_console.print_json(data=[f.model_dump(mode="json") for f in fams])
         else:
-            out_console.print(families_table(fams))
+            _print_tables(families_table(fams, _table_width(wide)), wide)
             if not any(f.name == "demo" for f in fams):
                 out_console.print("demo: not built yet (run `riskaudit zoo build`)")
         return
@@ -96,7 +111,7 @@ def families(
     if as_json:
         out_console.print_json(data=fam.model_dump(mode="json"))
     else:
-        out_console.print(family_table(fam))
+        _print_tables(family_table(fam, _table_width(wide)), wide)
 
 
 @app.command()
@@ -183,12 +198,28 @@ def scan(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Compute everything; neither read nor write the result store.")
     ] = False,
+    probe_ids: Annotated[
+        str | None,
+        typer.Option("--probes", help="Comma-separated subset of probe ids to run (see `riskaudit probes list`)."),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            help="A smoke run: the first N items of each probe (bias probes: N occupations; memorization: N "
+            "documents, N held-out, N canaries per duplication count). Recorded in the report; `check` refuses "
+            "it unless the policy sets allow_limited = true.",
+        ),
+    ] = None,
+    wide: WideOption = False,
 ) -> None:
     """Audit every member of a family and write a JSON report."""
     from riskaudit.families import load_family
     from riskaudit.memdata import DataOptions
     from riskaudit.models import DTYPES, LoadOptions
-    from riskaudit.render import ScanProgress
+    from riskaudit.probe_subset import limit_probe, select_probes
+    from riskaudit.render import LineProgress, ScanProgress
     from riskaudit.report import write_report
     from riskaudit.scan import ProbeOptions, ScanOptions, UnitCounter, build_probes, run_scan
     from riskaudit.store import ResultStore, store_path
@@ -199,8 +230,7 @@ def scan(
         raise RiskauditError(f"unknown --occupations {occupations!r}: expected bls2015 or bls2022")
     fam = load_family(family, _split(revisions))
     if members is not None:
-        wanted = [m.strip() for m in members.split(",") if m.strip()]
-        fam = fam.model_copy(update={"members": [fam.member(w) for w in wanted]})
+        fam = fam.select([m for m in members.split(",") if m.strip()])
     out_path = out if out is not None else Path("reports") / f"{fam.name}.json"
     _check_outputs(out_path, plots)
     options = ScanOptions(
@@ -215,6 +245,7 @@ def scan(
         occupations=occupations,
         keep_going=keep_going,
         command=" ".join(["riskaudit", *sys.argv[1:]]),
+        limit=limit,
     )
     data_options = None
     if data is not None:
@@ -238,18 +269,27 @@ def scan(
             include_text=include_text,
         ),
     )
+    if probe_ids is not None:
+        probes = select_probes(probes, probe_ids.split(","))
+    if limit is not None:
+        probes = [limit_probe(p, limit) for p in probes]
     if no_cache and cache_dir is not None:
         raise RiskauditError("--no-cache and --cache-dir cannot be used together")
     counter = UnitCounter()
+    # a terminal gets live bars; a log (CI, a pipe) gets one plain line per finished step
+    progress: LineProgress | None = None
+    if not quiet:
+        progress = ScanProgress(err_console, len(fam.members)) if err_console.is_terminal else LineProgress(err_console)
     try:
         with contextlib.ExitStack() as stack:
             store = None if no_cache else stack.enter_context(ResultStore(store_path(cache_dir)))
-            if quiet:
-                report, rows = run_scan(fam, options, probes=probes, store=store, counter=counter)
-            else:
-                with ScanProgress(err_console, len(fam.members)) as progress:
-                    report, rows = run_scan(fam, options, probes=probes, events=progress, store=store, counter=counter)
+            if progress is not None:
+                stack.enter_context(progress)
+            report, rows = run_scan(fam, options, probes=probes, events=progress, store=store, counter=counter)
+        t_write = time.perf_counter()
         report = write_report(report, out_path, rows)
+        if progress is not None:
+            progress.step_done("report", time.perf_counter() - t_write, f"written to {out_path}")
     except KeyboardInterrupt:
         if no_cache:
             msg = "interrupted: nothing was saved (--no-cache) and no report was written; rerun to start over"
@@ -259,12 +299,15 @@ def scan(
                 "and no report was written; rerun the same command to resume"
             )
         raise Interrupted(msg) from None
-    _print_report(report, detail=False)
+    _print_report(report, detail=False, wide=wide)
     if plots:
         from riskaudit.plots import plot_report
 
         plot_dir = _plot_dir(out_path)
+        t_plots = time.perf_counter()
         paths = plot_report(report, plot_dir, breakdowns=False)
+        if progress is not None:
+            progress.step_done("plots", time.perf_counter() - t_plots, f"{len(paths)} PNGs")
         out_console.print(f"{len(paths)} plots in {plot_dir}", markup=False, highlight=False)
     side = report.sidecar.path if report.sidecar else "-"
     out_console.print(f"report: {out_path}  (per-item records: {side})")
@@ -272,15 +315,32 @@ def scan(
         raise typer.Exit(1)
 
 
-def _print_report(report: Report, detail: bool) -> None:
+def _table_width(wide: bool) -> int | None:
+    """The width tables are laid out for: the console's, or None (no limit) with --wide."""
+    return None if wide else out_console.width
+
+
+def _print_tables(tables: list[Table], wide: bool = False) -> None:
+    from riskaudit.layout import table_width
+
+    for table in tables:
+        if wide:  # may be wider than the console: printed at its natural width, the terminal wraps the lines
+            out_console.print(table, width=max(out_console.width, table_width(table)), crop=False)
+        else:
+            out_console.print(table)
+
+
+def _print_report(report: Report, detail: bool, wide: bool = False) -> None:
     """The scan tables (one per probe) and the scaling analysis of the headline metrics."""
     from riskaudit.render import headline_keys, scan_tables
-    from riskaudit.render_analysis import analysis_table
+    from riskaudit.render_analysis import analysis_tables
 
-    for table in scan_tables(report):
-        out_console.print(table)
+    _print_tables(scan_tables(report, _table_width(wide), wide=wide), wide)
     if report.analysis is not None:
-        out_console.print(analysis_table(report.analysis, detail=detail, only=headline_keys(report)))
+        only = None if wide else headline_keys(report)
+        _print_tables(
+            analysis_tables(report.analysis, detail=detail or wide, only=only, width=_table_width(wide)), wide
+        )
 
 
 def _check_outputs(out_path: Path, plots: bool) -> None:
@@ -320,13 +380,14 @@ def analyze(
     detail: Annotated[
         bool, typer.Option("--detail", help="Also show breakdown metrics (per template, stratum).")
     ] = False,
+    wide: WideOption = False,
 ) -> None:
     """Growth per decade of compute, abrupt-risk flags, metric-artifact verdicts and surprises for results
     produced by riskaudit or by any other harness."""
     import json
 
     from riskaudit.points import read_points_csv, series_from_report
-    from riskaudit.render_analysis import analysis_json, analysis_table
+    from riskaudit.render_analysis import analysis_json, analysis_tables
     from riskaudit.report import read_report
     from riskaudit.scaling import AnalysisConfig, analyze_families
 
@@ -338,7 +399,7 @@ def analyze(
         sys.stdout.write(json.dumps(analysis_json(fas), allow_nan=False, indent=1) + "\n")
         return
     for fa in fas:
-        out_console.print(analysis_table(fa, detail=detail))
+        _print_tables(analysis_tables(fa, detail=detail or wide, width=_table_width(wide)), wide)
 
 
 report_app = typer.Typer(help="Saved reports.", no_args_is_help=True, rich_markup_mode=None)
@@ -349,11 +410,19 @@ app.add_typer(report_app, name="report")
 def report_show(
     report: Annotated[Path, typer.Argument(help="A riskaudit report JSON.")],
     detail: Annotated[bool, typer.Option("--detail", help="Analysis of every metric, breakdowns included.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report itself (validated, sidecar checked) as JSON.")
+    ] = False,
+    wide: WideOption = False,
 ) -> None:
     """Re-render the terminal tables of a saved report."""
     from riskaudit.report import read_report
 
-    _print_report(read_report(report), detail=detail)
+    rep = read_report(report)
+    if as_json:
+        sys.stdout.write(rep.model_dump_json(indent=1) + "\n")
+        return
+    _print_report(rep, detail=detail, wide=wide)
 
 
 @app.command()

@@ -10,6 +10,8 @@ A policy is TOML (``riskaudit check REPORT --policy POLICY.toml``) or the ``[too
   analysis, in oriented units (larger = riskier);
 * **flags** — ``metric``, ``fail_on`` (abrupt | metric_artifact | surprise | surprise_two_out).
 
+A report made with ``scan --limit N`` (a smoke run) is refused unless the policy sets ``allow_limited = true``.
+
 ``metric`` is a name or a pattern in which ``*`` matches any text (``*`` alone: every metric), or a list of
 them; ``probe`` narrows it to one probe, ``exclude`` drops names. A rule whose metric is in no member of the
 report is an error (the policy does not fit the report) unless the rule says ``optional = true``.
@@ -200,6 +202,7 @@ class Policy(BaseModel):
     name: str = ""
     description: str = ""
     fail_on_skipped: bool = False  # a rule that cannot be checked (no value, no CI, no analysis) is a violation
+    allow_limited: bool = False  # accept a report made with `scan --limit N` (a smoke run); refused otherwise
     rule: list[Rule] = Field(min_length=1)
 
     @property
@@ -575,6 +578,12 @@ def evaluate_policy(report: Report, policy: Policy) -> PolicyResult:
 
     Raises :class:`RiskauditError` when the policy does not fit the report (unknown metric, probe or member).
     """
+    if report.run.limit is not None and not policy.allow_limited:
+        raise RiskauditError(
+            f"the report was made with `scan --limit {report.run.limit}` (a smoke run on the first "
+            f"{report.run.limit} items of each probe), not a full audit; rerun without --limit, or set "
+            "allow_limited = true in the policy to gate it anyway"
+        )
     ev = _Evaluator(report, policy)
     for index, rule in enumerate(policy.rules, start=1):
         for key in ev.matching_keys(rule, index):
@@ -602,11 +611,20 @@ def violations_table(result: PolicyResult) -> Table:
             Text(f"{v.probe}/{v.metric}"),
             Text(v.member or "–"),
             Text(v.check),
-            _num(v.observed),
+            _observed_cell(v),
             "–" if v.value is None else _num(v.value) + _ci(v.ci_low, v.ci_high),
             Text(v.limit),
         )
     return t
+
+
+def _observed_cell(v: Violation) -> str:
+    """The compared number, labelled when it is not the metric itself (J for an abrupt flag)."""
+    if v.observed is None:
+        return "–"
+    if v.check in ("abrupt", "metric_artifact"):
+        return f"J = {_num(v.observed)}"
+    return _num(v.observed)
 
 
 def skipped_table(result: PolicyResult) -> Table:
@@ -623,9 +641,11 @@ def policy_summary(result: PolicyResult, policy_path: str | None = None) -> str:
     name = f" {result.policy!r}" if result.policy else ""
     src = f" ({policy_path})" if policy_path else ""
     status = "PASS" if result.passed else "FAIL"
+    unchecked = sum(1 for v in result.violations if v.check == "not checked")
+    how = f" ({unchecked} of them violations: fail_on_skipped)" if unchecked else ""
     return (
         f"{status}: policy{name}{src}: {result.checked} checks, {len(result.violations)} violation(s), "
-        f"{len(result.skipped)} not checked"
+        f"{len(result.skipped) + unchecked} not checked{how}"
     )
 
 

@@ -43,6 +43,7 @@ class RunMetadata(BaseModel):
     started_utc: str
     finished_utc: str | None = None
     command: str = ""
+    limit: int | None = None  # `scan --limit N`: every probe cut to its first N items (a smoke run, not a gate)
 
 
 class FamilyInfo(BaseModel):
