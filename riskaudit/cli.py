@@ -612,38 +612,44 @@ app.add_typer(probes_app, name="probes")
 
 
 @probes_app.command("list")
-def probes_list(probe_dir: ProbeDirOption = None) -> None:
+def probes_list(
+    probe_dir: ProbeDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    wide: WideOption = False,
+) -> None:
     """List the probe definitions: built-in first, then those in --probe-dir."""
-    from rich.table import Table
-
     from riskaudit.probes.registry import list_probe_files
+    from riskaudit.render import probes_table
 
-    t = Table(title="Probes", title_justify="left")
-    for col in ("id", "kind", "version", "templates", "source", "content hash", "description"):
-        t.add_column(col, overflow="fold")
-    for info in list_probe_files(probe_dir or []):
-        t.add_row(
-            info.id,
-            info.kind,
-            str(info.version),
-            "" if info.n_templates is None else str(info.n_templates),
-            "built-in" if info.builtin else str(info.path),
-            (info.content_hash or "")[:12],
-            (info.description or "").strip().split("\n")[0],
-        )
-    out_console.print(t)
+    infos = list_probe_files(probe_dir or [])
+    if as_json:
+        out_console.print_json(data=[i.model_dump(mode="json") for i in infos])
+        return
+    _print_tables(probes_table(infos, _table_width(wide)), wide)
 
 
 @probes_app.command("validate")
 def probes_validate(
-    path: Annotated[Path | None, typer.Argument(help="A probe YAML file (default: every known probe file).")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="A probe YAML file, or a directory of them (default: every known probe file)."),
+    ] = None,
     probe_dir: ProbeDirOption = None,
 ) -> None:
     """Validate probe files; a malformed file ends in one line naming the file, the field and the problem."""
     from riskaudit.probes.memorization import load_memorization_spec
     from riskaudit.probes.registry import ProbeInfo, list_probe_files, validate_probe_file
 
-    infos: list[ProbeInfo] = [validate_probe_file(path)] if path is not None else list_probe_files(probe_dir or [])
+    infos: list[ProbeInfo]
+    if path is None:
+        infos = list_probe_files(probe_dir or [])
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not files:
+            raise RiskauditError(f"{path}: a directory with no probe files (*.yaml, *.yml)")
+        infos = [validate_probe_file(f) for f in files]
+    else:
+        infos = [validate_probe_file(path)]
     for info in infos:
         if not info.handled:
             if info.kind != "memorization":

@@ -32,6 +32,7 @@ class Column:
     justify: JustifyMethod = "left"
     key: bool = False  # repeated in every part of a split table
     wrap: bool = False  # prose: may wrap at spaces; otherwise the cell stays on one line
+    optional: bool = False  # shown only where it fits without another part (always with width=None)
 
 
 Cell = RenderableType
@@ -43,11 +44,11 @@ def _plain(cell: Cell) -> str:
 
 def _width(column: Column, cells: Sequence[Cell]) -> int:
     """The width a column needs: its longest cell (numbers never wrap), or for prose its longest word (at
-    least 16 when a cell is that long, at most 30: longer words fold), and the header's longest word."""
+    least 40 when a cell is that long; a word longer than 30 folds), and the header's longest word."""
     texts = [_plain(c) for c in cells]
     longest_word = max((cell_len(w) for t in [*texts, column.header] for w in t.split()), default=1)
     if column.wrap:  # a word longer than 30 (a path) folds onto the next line
-        return max(min(longest_word, 30), min(16, max((cell_len(t) for t in texts), default=1)))
+        return max(min(longest_word, 30), min(40, max((cell_len(t) for t in texts), default=1)))
     return max(longest_word, max((cell_len(line) for t in texts for line in t.splitlines() or [""]), default=1))
 
 
@@ -119,7 +120,7 @@ def fit_tables(
     if width is None or not columns:
         return [_table(title, columns, rows, caption)]
     keys = [i for i, c in enumerate(columns) if c.key]
-    rest = [i for i, c in enumerate(columns) if not c.key]
+    rest = [i for i, c in enumerate(columns) if not c.key and not c.optional]
     parts: list[list[int]] = []
     current: list[int] = []
     for i in rest:
@@ -131,6 +132,9 @@ def fit_tables(
     if current or not parts:
         parts.append(current)
     parts = _balanced(columns, rows, keys, rest, parts, width)
+    for i in (i for i, c in enumerate(columns) if c.optional and not c.key):
+        if _total_width(columns, rows, sorted([*keys, *parts[-1], i])) <= width:
+            parts[-1].append(i)
     tables = []
     for n, part in enumerate(parts, start=1):
         idx = sorted([*keys, *part])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
@@ -14,6 +15,7 @@ from rich.text import Text
 from riskaudit.families import Family, ModelSpec
 from riskaudit.layout import Cell, Column, ci_cell, column_format, fit_tables
 from riskaudit.probes.base import MetricResult
+from riskaudit.probes.registry import ProbeInfo
 from riskaudit.report import MemberReport, Report
 
 # Headline metrics per probe (id -> [(metric, column header)]), shown in the scan table and the analysis
@@ -195,6 +197,37 @@ def family_table(family: Family, width: int | None = None) -> list[Table]:
     return fit_tables(title, cols, rows, width, caption)
 
 
+def _first_sentence(text: str) -> str:
+    return re.split(r"(?<=[.?!])\s", " ".join(text.split()), maxsplit=1)[0]
+
+
+def probes_table(infos: Sequence[ProbeInfo], width: int | None = None) -> list[Table]:
+    """The probe definitions: id, kind, version, templates, where, content hash, description."""
+    cols = (
+        Column("id", key=True),
+        Column("kind"),
+        Column("version", "right"),
+        Column("templates", "right"),
+        Column("source", wrap=True),
+        Column("hash"),
+        Column("description", wrap=True),
+    )
+    rows: list[list[Cell]] = [
+        [
+            Text(i.id),
+            Text(i.kind),
+            "" if i.version is None else str(i.version),
+            "" if i.n_templates is None else str(i.n_templates),
+            Text("built-in" if i.builtin else str(i.path)),
+            (i.content_hash or "")[:12],
+            Text(_first_sentence(i.description or "")),
+        ]
+        for i in infos
+    ]
+    caption = "hash: the first 12 hex digits of the sha256 of the canonical probe definition (the store key)"
+    return fit_tables("Probes", cols, rows, width, caption)
+
+
 def _metric(member: MemberReport, probe_id: str, name: str) -> MetricResult | None:
     for p in member.probes:
         if p.probe_id != probe_id:
@@ -214,7 +247,7 @@ def scan_tables(report: Report, width: int | None = None, wide: bool = False) ->
         cols = [Column("member", key=True), Column("FLOPs", "right", key=True)]
         cols += [Column(title, "right") for _, title in headlines]
         tokens = {m.train_tokens for m in report.members}
-        cols += [Column("params", "right"), Column("tokens", "right")]
+        cols += [Column("params", "right", optional=True), Column("tokens", "right", optional=True)]
         formats = []
         for name, _ in headlines:
             found = [_metric(m, probe_id, name) for m in report.members if m.status == "ok"]
