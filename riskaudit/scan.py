@@ -372,9 +372,7 @@ def run_scan(
     served = _from_product(family, probe_list, opts, store, ev) if store is not None else None
     if served is not None:
         members, analysis, sidecar = served
-        n_units = len(members) * len(probe_list)
-        note = _served_note(n_units, n_units)
-        return _assemble(meta, family, probe_list, members, analysis, [note]), sidecar
+        return _assemble(meta, family, probe_list, members, analysis), sidecar
     runs: list[MemberRun] = []
     n = len(family.members)
     for i, member in enumerate(family.members):
@@ -421,9 +419,7 @@ def run_scan(
         rows.extend(SidecarRow(member=run.report.name, record=r) for res in run.results.values() for r in res.records)
         replicates[run.report.name] = {pid: res.replicates for pid, res in run.results.items()}
     sidecar = encode_sidecar(rows)
-    n_served = sum(r.served for r in runs)
-    notes = [_served_note(n_served, sum(len(r.results) for r in runs))] if n_served else []
-    report = _assemble(meta, family, probe_list, members, None, notes)
+    report = _assemble(meta, family, probe_list, members, None)
     t_analysis = time.perf_counter()
     analysis = analyze_family(series_from_report(report, replicates), AnalysisConfig(seed=opts.seed))
     _step_done(ev, "analysis", time.perf_counter() - t_analysis)
@@ -444,11 +440,8 @@ def _assemble(
     probes: Sequence[Probe],
     members: list[MemberReport],
     analysis: FamilyAnalysis | None,
-    extra_notes: Sequence[str] = (),
 ) -> Report:
-    notes = sorted(
-        {note for m in members for p in m.probes for note in p.notes} | _halving_notes(members) | set(extra_notes)
-    )
+    notes = sorted({note for m in members for p in m.probes for note in p.notes} | _halving_notes(members))
     return Report(
         run=meta.model_copy(update={"finished_utc": utc_now()}),
         family=FamilyInfo(name=family.name, description=family.description, flops_basis=family.flops_basis),
@@ -493,10 +486,3 @@ def _from_product(
         spent = m.load_seconds + sum(p.seconds for p in m.probes)
         events.member_done(i, n, m.model_copy(update={"probes": []}), spent, from_store=True)
     return members, analysis, sidecar
-
-
-def _served_note(served: int, total: int) -> str:
-    return (
-        f"{served} of {total} (member, probe) units were served from the result store, not recomputed; their "
-        "seconds are those of the original computation"
-    )
