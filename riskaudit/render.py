@@ -318,11 +318,13 @@ class LineProgress:
     def member_done(
         self, index: int, total: int, result: MemberReport, seconds: float, from_store: bool = False
     ) -> None:
-        self.console.print(member_line(index, total, result, seconds, from_store), markup=False, highlight=False)
+        self.console.print(
+            member_line(index, total, result, seconds, from_store), markup=False, highlight=False, soft_wrap=True
+        )
 
     def step_done(self, step: str, seconds: float, detail: str = "") -> None:
         extra = f"{detail}, " if detail else ""
-        self.console.print(f"{step}: done ({extra}{seconds:.1f} s)", markup=False, highlight=False)
+        self.console.print(f"{step}: done ({extra}{seconds:.1f} s)", markup=False, highlight=False, soft_wrap=True)
 
 
 class ScanProgress(LineProgress):
