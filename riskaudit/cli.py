@@ -302,10 +302,11 @@ def scan(
     _print_report(report, detail=False, wide=wide)
     if plots:
         from riskaudit.plots import plot_report
+        from riskaudit.render import headline_keys
 
         plot_dir = _plot_dir(out_path)
         t_plots = time.perf_counter()
-        paths = plot_report(report, plot_dir, breakdowns=False)
+        paths = plot_report(report, plot_dir, breakdowns=False, only=None if wide else headline_keys(report))
         if progress is not None:
             progress.step_done("plots", time.perf_counter() - t_plots, f"{len(paths)} PNGs")
         out_console.print(f"{len(paths)} plots in {plot_dir}", markup=False, highlight=False)
@@ -529,14 +530,26 @@ def plot(
         Path | None, typer.Option("--out", "-o", help="Directory (default: <report>_plots/ beside it).")
     ] = None,
     breakdowns: Annotated[bool, typer.Option(help="Also plot per-template / per-duplication metrics.")] = False,
+    every: Annotated[
+        bool,
+        typer.Option("--all", help="Every metric (default: the headline metrics of the terminal tables)."),
+    ] = False,
 ) -> None:
-    """One PNG per risk metric: metric vs training FLOPs, CIs, trend, emergence point, companion."""
+    """One PNG per headline risk metric: metric vs training FLOPs, CIs, trend, emergence point, companion."""
+    from riskaudit.outputs import check_writable_dir
     from riskaudit.plots import plot_report
+    from riskaudit.render import headline_keys
     from riskaudit.report import read_report
 
+    rep = read_report(report)
     out_dir = out if out is not None else _plot_dir(report)
-    paths = plot_report(read_report(report), out_dir, breakdowns=breakdowns)
-    out_console.print(f"{len(paths)} plots in {out_dir}", markup=False, highlight=False)
+    check_writable_dir(out_dir, "the plots")
+    t0 = time.perf_counter()
+    only = None if every or breakdowns else headline_keys(rep)
+    paths = plot_report(rep, out_dir, breakdowns=breakdowns, only=only)
+    out_console.print(
+        f"{len(paths)} plots in {out_dir} ({time.perf_counter() - t0:.1f} s)", markup=False, highlight=False
+    )
 
 
 @zoo_app.command("build")
