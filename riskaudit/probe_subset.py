@@ -7,7 +7,10 @@ from the full probe's: a smoke run can never be served as, or stored as, a full 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -32,22 +35,45 @@ def select_probes(probes: Sequence[Probe], ids: Sequence[str]) -> list[Probe]:
     return [p for p in probes if p.id in wanted]
 
 
+def _first_per_duplicates(canaries: Sequence[Any], n: int) -> tuple[Any, ...]:
+    """The first ``n`` canaries of each duplication count (so every count stays represented)."""
+    seen: dict[object, int] = {}
+    kept = []
+    for c in canaries:
+        key = getattr(c, "duplicates", None)
+        if seen.get(key, 0) < n:
+            seen[key] = seen.get(key, 0) + 1
+            kept.append(c)
+    return tuple(kept)
+
+
 def limit_probe(probe: Probe, n: int) -> Probe:
     """A copy of ``probe`` that scores only its first ``n`` items: the first ``n`` occupations of a bias probe;
-    at most ``n`` documents, held-out documents and canaries per duplication count of the memorization suite."""
+    at most ``n`` documents, held-out documents and canaries per duplication count of the memorization suite.
+
+    The copy's content hash is the original's with the limit folded in, so its store units are its own.
+    """
     if n < 1:
         raise RiskauditError("--limit must be at least 1")
+    limited: Any = copy.copy(probe)
     occupations = getattr(probe, "occupations", None)
-    if isinstance(occupations, list):
-        limited = copy.copy(probe)
-        limited.occupations = occupations[:n]  # type: ignore[attr-defined]
-        return limited
     config = getattr(probe, "config", None)
-    if isinstance(config, BaseModel):
+    if isinstance(occupations, list):
+        limited.occupations = occupations[:n]
+    elif isinstance(config, BaseModel) and any(f in type(config).model_fields for f in _ITEM_COUNTS):
         fields = [f for f in _ITEM_COUNTS if f in type(config).model_fields]
-        if fields:
-            update = {f: n if getattr(config, f) is None else min(int(getattr(config, f)), n) for f in fields}
-            limited = copy.copy(probe)
-            limited.config = config.model_copy(update=update)  # type: ignore[attr-defined]
-            return limited
-    raise RiskauditError(f"--limit: probe {probe.id!r} has no item list riskaudit knows how to cut")
+        update = {f: n if getattr(config, f) is None else min(int(getattr(config, f)), n) for f in fields}
+        limited.config = config.model_copy(update=update)
+        data = getattr(probe, "data", None)
+        if dataclasses.is_dataclass(data) and not isinstance(data, type) and hasattr(data, "canaries"):
+            limited.data = dataclasses.replace(data, canaries=_first_per_duplicates(data.canaries, n))
+    else:
+        raise RiskauditError(f"--limit: probe {probe.id!r} has no item list riskaudit knows how to cut")
+    full_hash = limited.content_hash()
+
+    def content_hash() -> str:
+        return hashlib.sha256(f"{full_hash}|limit={n}".encode()).hexdigest()
+
+    limited.content_hash = content_hash
+    result: Probe = limited
+    return result

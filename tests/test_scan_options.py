@@ -3,6 +3,7 @@ report refused by check, checkpoints as names."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from conftest import REPO, assert_one_line_error, run_cli
@@ -53,8 +54,6 @@ def test_unknown_probe_id_is_one_line(tmp_path: Path) -> None:
 def test_checkpoint_members_by_base_name() -> None:
     proc = run_cli("families", "demo", "--revisions", "step103,main", "--json")
     assert proc.returncode == 0, proc.stderr
-    import json
-
     names = [m["name"] for m in json.loads(proc.stdout)["members"]]
     assert names[-2:] == ["demo-5.8m@step103", "demo-5.8m"]
     listed = run_cli("families", "demo", env={"COLUMNS": "120"})
@@ -67,3 +66,23 @@ def test_families_json_and_opt_flops_marked_approximate() -> None:
     opt = next(ln for ln in proc.stdout.splitlines() if ln.startswith("opt "))
     assert "~" in opt
     assert (REPO / "README.md").read_text().count("opt") >= 1
+
+
+def test_limit_cuts_items_and_changes_every_store_key() -> None:
+    from collections import Counter
+
+    from riskaudit.probe_subset import limit_probe, select_probes
+    from riskaudit.scan import ProbeOptions, build_probes
+
+    probes = build_probes("demo", ProbeOptions())
+    pronoun, mem = select_probes(probes, [PRONOUN, "memorization"])
+    small = limit_probe(pronoun, 4)
+    assert len(small.occupations) == 4 and len(pronoun.occupations) > 4  # type: ignore[attr-defined]
+    assert small.content_hash() not in (pronoun.content_hash(), limit_probe(pronoun, 5).content_hash())
+    cut = limit_probe(mem, 2)
+    per_dup = Counter(c.duplicates for c in cut.data.canaries)  # type: ignore[attr-defined]
+    assert per_dup and max(per_dup.values()) == 2
+    assert set(per_dup) == {c.duplicates for c in mem.data.canaries}  # type: ignore[attr-defined]
+    assert cut.config.n_documents == 2 and cut.content_hash() != mem.content_hash()  # type: ignore[attr-defined]
+    # a limit at or above the item counts still gets keys of its own
+    assert limit_probe(mem, 10**6).content_hash() != mem.content_hash()
