@@ -447,6 +447,7 @@ def check(
         Path | None, typer.Option("--policy", "-p", help="Policy TOML (default: [tool.riskaudit] in ./pyproject.toml).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    wide: WideOption = False,
 ) -> None:
     """Gate a release: exit 0 when the report passes the policy, 1 on a violation, 2 on unusable input."""
     from riskaudit.policy import (
@@ -455,7 +456,7 @@ def check(
         load_policy,
         policy_summary,
         skipped_table,
-        violations_table,
+        violations_tables,
     )
     from riskaudit.report import read_report
 
@@ -468,7 +469,7 @@ def check(
         sys.stdout.write(result.model_dump_json(indent=1) + "\n")
     else:
         if result.violations:
-            out_console.print(violations_table(result))
+            _print_tables(violations_tables(result, _table_width(wide)), wide)
         if result.skipped:
             out_console.print(skipped_table(result))
         out_console.print(policy_summary(result, str(path)), markup=False, highlight=False)

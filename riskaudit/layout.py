@@ -23,7 +23,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["Cell", "Column", "ci_cell", "column_format", "fit_tables", "table_width"]
+__all__ = ["Cell", "Column", "breakable", "ci_cell", "column_format", "fit_tables", "table_width"]
 
 
 @dataclass(frozen=True)
@@ -44,17 +44,34 @@ def _plain(cell: Cell) -> str:
 
 def _width(column: Column, cells: Sequence[Cell]) -> int:
     """The width a column needs: its longest cell (numbers never wrap), or for prose its longest word (at
-    least 40 when a cell is that long; a word longer than 30 folds), and the header's longest word."""
+    least 40 when a cell is that long; a word longer than 30 folds; a key column: just its longest word, up
+    to 34), and the header's longest word."""
     texts = [_plain(c) for c in cells]
     longest_word = max((cell_len(w) for t in [*texts, column.header] for w in t.split()), default=1)
+    if column.wrap and column.key:  # repeated in every part: as narrow as its words allow
+        return min(longest_word, 34)
     if column.wrap:  # a word longer than 30 (a path) folds onto the next line
         return max(min(longest_word, 30), min(40, max((cell_len(t) for t in texts), default=1)))
     return max(longest_word, max((cell_len(line) for t in texts for line in t.splitlines() or [""]), default=1))
 
 
 def _table(
-    title: str, columns: Sequence[Column], rows: Sequence[Sequence[Cell]], caption: str | None, fixed: bool = True
+    title: str,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Cell]],
+    caption: str | None,
+    fixed: bool = True,
+    width: int | None = None,
 ) -> Table:
+    """The rich table; with ``width``, prose columns give up room (down to 8) when the others leave too little."""
+    needs = [_width(c, [r[i] for r in rows]) if fixed else None for i, c in enumerate(columns)]
+    if fixed and width is not None:
+        excess = sum(n or 0 for n in needs) + 3 * (len(columns) - 1) - width
+        for i, c in enumerate(columns):
+            if excess > 0 and c.wrap and needs[i] is not None:
+                give = min(excess, max(0, (needs[i] or 0) - 8))
+                needs[i] = (needs[i] or 0) - give
+                excess -= give
     t = Table(
         title=Text(title),
         title_justify="left",
@@ -65,11 +82,10 @@ def _table(
         pad_edge=False,
         header_style="bold",
     )
-    for i, c in enumerate(columns):
-        need = _width(c, [r[i] for r in rows]) if fixed else None
-        t.add_column(c.header, justify=c.justify, no_wrap=not c.wrap, overflow="fold", min_width=need)
+    for c, need in zip(columns, needs, strict=True):  # Text, never markup: "pearson[said_that]" is data
+        t.add_column(Text(c.header), justify=c.justify, no_wrap=not c.wrap, overflow="fold", min_width=need)
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in row))
     return t
 
 
@@ -140,8 +156,13 @@ def fit_tables(
         idx = sorted([*keys, *part])
         name = title if len(parts) == 1 else f"{title} ({n}/{len(parts)})"
         cap = caption if n == len(parts) else None
-        tables.append(_table(name, [columns[j] for j in idx], [[r[j] for j in idx] for r in rows], cap))
+        tables.append(_table(name, [columns[j] for j in idx], [[r[j] for j in idx] for r in rows], cap, width=width))
     return tables
+
+
+def breakable(name: str) -> str:
+    """A metric name that may wrap before its breakdown key: ``pearson [late_because]``."""
+    return name.replace("[", " [")
 
 
 def column_format(values: Sequence[float | None]) -> tuple[int, bool]:

@@ -55,6 +55,7 @@ __all__ = [
     "sort_by_scale",
     "violation_lines",
     "violations_table",
+    "violations_tables",
 ]
 
 Stat = Literal["value", "ci_low", "ci_high"]
@@ -616,6 +617,45 @@ def violations_table(result: PolicyResult) -> Table:
             Text(v.limit),
         )
     return t
+
+
+def violations_tables(result: PolicyResult, width: int | None = None) -> list[Table]:
+    """The violations laid out for ``width`` (see :mod:`riskaudit.layout`): rule number and metric repeated in
+    each part, a bold row per probe, rule names said once in the caption."""
+    from riskaudit.layout import Cell, Column, breakable, fit_tables
+
+    cols = (
+        Column("rule", "right", key=True),
+        Column("metric", key=True, wrap=True),
+        Column("member"),
+        Column("check", wrap=True),
+        Column("observed", "right"),
+        Column("value [95% CI]", "right"),
+        Column("limit", wrap=True),
+    )
+    rows: list[list[Cell]] = []
+    probe = None
+    for v in result.violations:
+        if v.probe != probe:
+            rows.append(["", Text(v.probe, style="bold"), "", "", "", "", ""])
+            probe = v.probe
+        value = "–" if v.value is None else f"{_num(v.value)}" + (
+            "" if v.ci_low is None or v.ci_high is None else f" [{_num(v.ci_low)},{_num(v.ci_high)}]"
+        )
+        rows.append(
+            [
+                str(v.rule),
+                Text(breakable(v.metric) if width is not None else v.metric),
+                Text(v.member or "–"),
+                Text(v.check),
+                _observed_cell(v),
+                value,
+                Text(v.limit),
+            ]
+        )
+    names = {v.rule: v.rule_name for v in result.violations if v.rule_name}
+    caption = "rules: " + "; ".join(f"{k} {n}" for k, n in sorted(names.items())) if names else None
+    return fit_tables(f"policy violations ({len(result.violations)})", cols, rows, width, caption)
 
 
 def _observed_cell(v: Violation) -> str:

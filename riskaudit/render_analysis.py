@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from riskaudit.layout import Cell, Column, ci_cell, column_format, fit_tables
+from riskaudit.layout import Cell, Column, breakable, ci_cell, column_format, fit_tables
 from riskaudit.scaling import FamilyAnalysis, GrowthFit, MetricAnalysis
 
 __all__ = ["ANALYSIS_JSON_KIND", "analysis_json", "analysis_table", "analysis_tables", "metric_json"]
@@ -82,7 +82,7 @@ def is_breakdown(metric: str) -> bool:
 
 
 _COLUMNS = (
-    Column("metric", key=True),
+    Column("metric", key=True, wrap=True),
     Column("n", "right"),
     Column("growth/decade [95% CI]", "right"),
     Column("Kendall τ (p)", "right"),
@@ -95,9 +95,10 @@ _COLUMNS = (
 
 
 def _analysis_rows(
-    fa: FamilyAnalysis, detail: bool, only: Collection[tuple[str, str]] | None
+    fa: FamilyAnalysis, detail: bool, only: Collection[tuple[str, str]] | None, narrow: bool = False
 ) -> tuple[list[list[Cell]], list[str]]:
-    """The table's rows (a bold probe row above each probe's metrics) and its caption parts."""
+    """The table's rows (a bold probe row above each probe's metrics) and its caption parts; ``narrow``: metric
+    names may wrap before a breakdown key."""
     rows: list[list[Cell]] = []
     uses_params = False
     hidden = 0
@@ -112,7 +113,7 @@ def _analysis_rows(
         uses_params = uses_params or a.x_axis == "params"
         rows.append(  # Text cells: metric and member names are data, never rich markup ("pearson[t0]")
             [
-                Text(_label(a)),
+                Text(breakable(_label(a)) if narrow else _label(a)),
                 str(a.n_members),
                 _growth_cell(a.growth, a.x_axis),
                 _tau_cell(a.growth),
@@ -147,7 +148,7 @@ def analysis_tables(
     Rows are grouped by probe; breakdown metrics (``name[key]``) appear only with ``detail``; ``only`` keeps
     the listed (probe, metric) pairs (the headline metrics), unless ``detail``.
     """
-    rows, caption = _analysis_rows(fa, detail, only)
+    rows, caption = _analysis_rows(fa, detail, only, narrow=width is not None)
     columns: list[Column] = list(_COLUMNS)
     counts = {str(r[1]) for r in rows if str(r[1])}
     if width is not None and len(counts) == 1:  # one member count: said once instead of a column

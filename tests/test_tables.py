@@ -15,7 +15,7 @@ from rich.table import Table
 from riskaudit.diff import diff_reports, diff_table
 from riskaudit.families import builtin_families, load_family
 from riskaudit.layout import Column, ci_cell, column_format, fit_tables
-from riskaudit.policy import evaluate_policy, load_policy, skipped_table, violations_table
+from riskaudit.policy import evaluate_policy, load_policy, skipped_table, violations_table, violations_tables
 from riskaudit.probes.registry import list_probe_files
 from riskaudit.render import (
     families_table,
@@ -70,6 +70,7 @@ def _all_tables(report: Report, width: int) -> dict[str, list[Table]]:
         "family opt": family_table(load_family("opt"), width),
         "probes": probes_table(list_probe_files(), width),
         "violations": [violations_table(result)],
+        "violations fitted": violations_tables(result, width),
         "skipped": [skipped_table(result)],
         "diff": [diff_table(diff_reports(report, worse))],
     }
@@ -106,7 +107,7 @@ def test_tables_split_at_80_and_fit_one_table_per_probe_at_160(report: Report) -
     at_160 = scan_tables(report, 160)
     assert len(at_160) == len(headline_metrics(report))  # one table per probe at 160 columns
     for t in at_160:
-        assert [c.header for c in t.columns][:2] == ["member", "FLOPs"]
+        assert [str(c.header) for c in t.columns][:2] == ["member", "FLOPs"]
 
 
 def test_wide_shows_every_metric(report: Report) -> None:
