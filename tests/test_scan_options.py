@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import REPO, assert_one_line_error, run_cli
 from tiny import write_tiny_family
 
@@ -14,6 +15,7 @@ from riskaudit.report import read_report
 PRONOUN = "occupation_gender_pronoun"
 
 
+@pytest.mark.slow  # two tiny scans and two checks in subprocesses: about 35 s on 2 shared cores
 def test_probes_limit_progress_store_and_check(tmp_path: Path) -> None:
     toml = write_tiny_family(tmp_path)
     out = tmp_path / "r.json"
