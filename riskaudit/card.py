@@ -17,6 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
 from riskaudit.errors import RiskauditError
+from riskaudit.outputs import atomic_write_bytes
 from riskaudit.policy import find_metric, metric_keys, metric_pattern, representative_members
 from riskaudit.probes.base import MetricResult
 from riskaudit.report import MemberReport, Report
@@ -406,11 +407,5 @@ def update_card_file(
         ref = Path(os.path.relpath(report_path.resolve(), card_path.resolve().parent)).as_posix()
         sha = file_sha256(report_path)
     card = build_card(report, existing, ref, sha, member, model_name, metrics, source_url)
-    tmp = card_path.with_name(f".{card_path.name}.{os.getpid()}.tmp")
-    try:
-        card_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(str(card), encoding="utf-8")
-        os.replace(tmp, card_path)
-    except OSError as exc:
-        raise RiskauditError(f"cannot write {card_path}: {exc.strerror or exc}") from exc
+    atomic_write_bytes(card_path, str(card).encode("utf-8"))
     return card

@@ -38,7 +38,8 @@ path when it is absolute, starts with "." or "~", has more than one "/", or exis
 TOML file's directory (relative paths resolve against that directory); otherwise it is a hub id.
 
 Revisions (``load_family(name, revisions=[...])``) expand each member into one spec per checkpoint,
-named like "70m@step1000", sorted by step:
+named like "70m@step1000", sorted by step; "main" (the final weights) keeps the member's own name, so it
+is the same member, with the same store units, as without ``--revisions``:
 
 * pythia / pythia-deduped: any published checkpoint (step0, 1, 2, 4, ..., 512, 1000..143000 every
   1000, or "main" = step143000); tokens seen = step × 2,097,152 (1024 sequences × 2048 tokens per
@@ -188,6 +189,23 @@ class Family(BaseModel):
     def flops_known(self) -> bool:
         """True when every member's FLOPs are known on this family's basis."""
         return all(self.member_flops(m) is not None for m in self.members)
+
+    def select(self, names: Sequence[str]) -> Family:
+        """The family restricted to ``names``, in family order. A plain member name selects the member with
+        every checkpoint it was expanded into (``--members demo-5.8m --revisions ...``); ``name@main`` is the
+        plain name (the same weights). FamilyError for a name that matches nothing."""
+        keep: set[str] = set()
+        for raw in names:
+            name = raw.strip()
+            if name.endswith("@main"):  # exactly the final weights
+                name = name.removesuffix("@main")
+                hits = [m.name for m in self.members if m.name == name]
+            else:
+                hits = [m.name for m in self.members if m.name == name or m.name.partition("@")[0] == name]
+            if not hits:
+                self.member(name)  # raises with the list of members
+            keep.update(hits)
+        return self.model_copy(update={"members": [m for m in self.members if m.name in keep]})
 
     def member(self, name: str) -> ModelSpec:
         """The member called ``name`` (FamilyError when absent)."""
@@ -399,8 +417,10 @@ def _expand_pythia(family: Family, revisions: Sequence[str]) -> Family:
     members = [
         member.model_copy(
             update={
-                "name": f"{member.name}@{label}",
-                "revision": label,
+                # main is the member itself: the same name and revision as without --revisions, so the same
+                # weights are the same store units and `diff` sees the same member
+                "name": member.name if label == "main" else f"{member.name}@{label}",
+                "revision": None if label == "main" else label,
                 "step": step,
                 "train_tokens": float(step * PYTHIA_TOKENS_PER_STEP),
             }
@@ -452,7 +472,8 @@ def demo_family(revisions: Sequence[str] | None = None, demo_dir: Path | None = 
             params_nonembedding=m.params_nonembedding,
             train_tokens=float(m.train_tokens),
             notes=f"d_model={m.d_model}, n_layers={m.n_layers}, n_heads={m.n_heads}, lr={m.lr:g}, "
-            f"final_loss={m.final_loss:.4g}",
+            f"final_loss={m.final_loss:.4g}"
+            + (f"; checkpoints: {', '.join(c.revision for c in m.checkpoints)}" if m.checkpoints else ""),
             source_ref=ref,
         )
         if not wanted or not m.checkpoints:
@@ -461,8 +482,8 @@ def demo_family(revisions: Sequence[str] | None = None, demo_dir: Path | None = 
         by_rev = {c.revision: c for c in m.checkpoints}
         expanded: list[ModelSpec] = []
         for rev in wanted:
-            if rev == "main":
-                expanded.append(base.model_copy(update={"name": f"{m.name}@main", "revision": "main"}))
+            if rev == "main":  # the final weights: the member itself (same name, same store units)
+                expanded.append(base)
             elif rev in by_rev:
                 c = by_rev[rev]
                 expanded.append(
@@ -473,6 +494,9 @@ def demo_family(revisions: Sequence[str] | None = None, demo_dir: Path | None = 
                             "revision": c.revision,
                             "step": c.step,
                             "train_tokens": float(c.train_tokens),
+                            "notes": f"checkpoint of {m.name} at step {c.step} ({c.train_tokens:,} tokens seen); "
+                            f"d_model={m.d_model}, n_layers={m.n_layers}, n_heads={m.n_heads}; "
+                            "training loss not recorded at checkpoints",
                         }
                     )
                 )
@@ -672,9 +696,8 @@ def _expand_toml(family: Family, revisions: Sequence[str], tokens_per_step: int,
     for member in family.members:
         expanded = []
         for step, rev in steps:
-            if step is None:  # main: the member as declared (its own revision, if any)
-                update = {"name": f"{member.name}@main", "revision": member.revision or "main"}
-                expanded.append(member.model_copy(update=update))
+            if step is None:  # main: the member as declared (its own name and revision, if any)
+                expanded.append(member)
             else:
                 expanded.append(
                     member.model_copy(

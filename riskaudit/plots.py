@@ -10,22 +10,27 @@ pyplot, no global backend change); never prints.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from riskaudit.errors import RiskauditError
+from riskaudit.outputs import atomic_write_bytes
 from riskaudit.policy import find_metric, metric_keys, representative_members
 from riskaudit.probes.base import MetricResult
 from riskaudit.report import MemberReport, Report
 from riskaudit.scaling import MetricAnalysis
 
-__all__ = ["plot_filename", "plot_metric", "plot_report"]
+__all__ = ["metric_figure", "plot_filename", "plot_metric", "plot_report"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+_SMALL = 9  # points: the smallest text on a plot (labels, ticks, legend)
 
 
 def plot_filename(probe: str, metric: str) -> str:
@@ -88,10 +93,14 @@ def _panel(ax: Axes, report: Report, probe: str, metric: str) -> bool:
     lo = [max(0.0, y - r.ci_low) if r.ci_low is not None else 0.0 for y, (_, r) in zip(ys, pts, strict=True)]
     hi = [max(0.0, r.ci_high - y) if r.ci_high is not None else 0.0 for y, (_, r) in zip(ys, pts, strict=True)]
     ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(NullLocator())  # decade ticks only: far fewer tick artists to draw
     ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color="C0", ecolor="C0", capsize=3, label="member (95% CI)")
-    for x, y, (m, _) in zip(xs, ys, pts, strict=True):
-        ax.annotate(m.name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color="0.35")
-    ax.axhline(proto.baseline, color="0.5", linestyle=":", linewidth=1, label=f"baseline {proto.baseline:g}")
+    # member names on a top axis at their x positions: never over the data or an error bar, never clipped
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(xs, [m.name for m, _ in pts], rotation=40, ha="left", fontsize=_SMALL, color="0.3")
+    top.xaxis.set_minor_locator(NullLocator())
+    ax.margins(x=0.06, y=0.1)
+    ax.axhline(proto.baseline, color="0.5", linestyle=":", linewidth=1, label=f"baseline {proto.baseline:.3g}")
 
     a = _analysis(report, probe, metric)
     verdict = ""
@@ -107,7 +116,7 @@ def _panel(ax: Axes, report: Report, probe: str, metric: str) -> bool:
             ci = (
                 ""
                 if g.slope_ci_low is None or g.slope_ci_high is None
-                else f" [{g.slope_ci_low:+.2g}, {g.slope_ci_high:+.2g}]"
+                else f" [{g.slope_ci_low:+.2g}, {g.slope_ci_high:+.2g}]"  # rounded: 2 significant digits
             )
             unit = "FLOPs" if axis == "flops" else "params"
             label = f"OLS trend {g.slope:+.2g}{ci} per decade of {unit} (oriented)"
@@ -131,20 +140,20 @@ def _panel(ax: Axes, report: Report, probe: str, metric: str) -> bool:
         "lower_is_riskier": "↓ riskier",
         "two_sided": "riskier away from baseline",
     }
-    ax.set_xlabel("training FLOPs (6·N·D)" if axis == "flops" else "parameters (FLOPs unknown)")
-    ax.set_ylabel(f"{metric} ({arrow[proto.direction]})", fontsize=8)
-    kind = proto.kind + (f", verdict: {verdict}" if verdict else "")
-    ax.set_title(f"{probe}/{metric}\n{kind}", fontsize=9)
+    ax.set_xlabel("training FLOPs (6·N·D)" if axis == "flops" else "parameters (FLOPs unknown)", fontsize=_SMALL)
+    ax.set_ylabel(metric, fontsize=_SMALL)
+    ax.tick_params(labelsize=_SMALL)
+    kind = f"{proto.kind}, {arrow[proto.direction]}" + (f", verdict: {verdict}" if verdict else "")
+    ax.set_title(f"{metric}\n{kind}", fontsize=_SMALL + 1)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=6, loc="best")
+    # under the axes, never over the data; a fixed place is also much faster to draw than loc="best"
+    ax.legend(fontsize=_SMALL, loc="upper left", bbox_to_anchor=(0.0, -0.16), borderaxespad=0.0, frameon=False)
     return True
 
 
-def plot_metric(report: Report, probe: str, metric: str, path: Path, dpi: int = 100) -> Path | None:
-    """Write one PNG for (probe, metric); two panels when it is discrete with a companion in the report.
-
-    Returns None (nothing written) when no member has a value on a scale axis.
-    """
+def metric_figure(report: Report, probe: str, metric: str) -> Figure | None:
+    """The figure for (probe, metric): two panels when it is discrete with a companion in the report; None when
+    no member has a value on a scale axis."""
     _, pts = _points(report, probe, metric)
     if not pts:
         return None
@@ -152,31 +161,56 @@ def plot_metric(report: Report, probe: str, metric: str, path: Path, dpi: int = 
     comp = proto.companion if proto.kind == "discrete" else None
     if comp is not None and not _points(report, probe, comp)[1]:
         comp = None
-    fig = Figure(figsize=(11.0 if comp else 6.0, 4.5), layout="constrained")
+    # fixed margins (inches) instead of constrained layout: one draw instead of two; room kept above for the
+    # titles and the rotated member names, right for the last name, below for the axis label and the legend
+    width, height = (12.0 if comp else 6.5), 6.0
+    fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2 if comp else 1, squeeze=False)[0]
     _panel(axes[0], report, probe, metric)
     if comp:
         _panel(axes[1], report, probe, comp)
-    fig.suptitle(f"{report.family.name}: {metric}" + (f" and its continuous companion {comp}" if comp else ""))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, format="png")
-    except OSError as exc:
-        raise RiskauditError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    entries = max(len(ax.get_legend_handles_labels()[1]) for ax in axes)
+    fig.subplots_adjust(
+        left=1.05 / width,
+        right=1 - 1.3 / width,
+        top=1 - 1.75 / height,
+        bottom=(0.75 + 0.21 * entries) / height,
+        wspace=0.35,
+    )
+    title = f"{report.family.name} — {probe}: {metric}" + (f" and its continuous companion {comp}" if comp else "")
+    fig.suptitle(title, fontsize=_SMALL + 2)
+    return fig
+
+
+def plot_metric(report: Report, probe: str, metric: str, path: Path, dpi: int = 100) -> Path | None:
+    """Write one PNG for (probe, metric) (see :func:`metric_figure`); None (nothing written) without values."""
+    fig = metric_figure(report, probe, metric)
+    if fig is None:
+        return None
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
-def plot_report(report: Report, out_dir: Path, dpi: int = 100, breakdowns: bool = True) -> list[Path]:
+def plot_report(
+    report: Report,
+    out_dir: Path,
+    dpi: int = 100,
+    breakdowns: bool = True,
+    only: Collection[tuple[str, str]] | None = None,
+) -> list[Path]:
     """One PNG per (probe, metric) with a value, in ``out_dir``; returns the paths written.
 
-    ``breakdowns=False`` leaves out per-template / per-duplication metrics (names with ``[...]``).
+    ``breakdowns=False`` leaves out per-template / per-duplication metrics (names with ``[...]``); ``only`` keeps
+    the listed (probe, metric) pairs (e.g. the headline metrics; a discrete one still gets its companion panel).
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise RiskauditError(f"--out {out_dir} is a file; give a directory for the plots")
     paths = []
     for probe, metric in metric_keys(report):
-        if not breakdowns and "[" in metric:
+        if (not breakdowns and "[" in metric) or (only is not None and (probe, metric) not in only):
             continue
         p = plot_metric(report, probe, metric, out_dir / plot_filename(probe, metric), dpi)
         if p is not None:

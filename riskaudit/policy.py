@@ -10,6 +10,8 @@ A policy is TOML (``riskaudit check REPORT --policy POLICY.toml``) or the ``[too
   analysis, in oriented units (larger = riskier);
 * **flags** — ``metric``, ``fail_on`` (abrupt | metric_artifact | surprise | surprise_two_out).
 
+A report made with ``scan --limit N`` (a smoke run) is refused unless the policy sets ``allow_limited = true``.
+
 ``metric`` is a name or a pattern in which ``*`` matches any text (``*`` alone: every metric), or a list of
 them; ``probe`` narrows it to one probe, ``exclude`` drops names. A rule whose metric is in no member of the
 report is an error (the policy does not fit the report) unless the rule says ``optional = true``.
@@ -53,6 +55,7 @@ __all__ = [
     "sort_by_scale",
     "violation_lines",
     "violations_table",
+    "violations_tables",
 ]
 
 Stat = Literal["value", "ci_low", "ci_high"]
@@ -200,6 +203,7 @@ class Policy(BaseModel):
     name: str = ""
     description: str = ""
     fail_on_skipped: bool = False  # a rule that cannot be checked (no value, no CI, no analysis) is a violation
+    allow_limited: bool = False  # accept a report made with `scan --limit N` (a smoke run); refused otherwise
     rule: list[Rule] = Field(min_length=1)
 
     @property
@@ -584,6 +588,12 @@ def evaluate_policy(report: Report, policy: Policy) -> PolicyResult:
 
     Raises :class:`RiskauditError` when the policy does not fit the report (unknown metric, probe or member).
     """
+    if report.run.limit is not None and not policy.allow_limited:
+        raise RiskauditError(
+            f"the report was made with `scan --limit {report.run.limit}` (a smoke run on the first "
+            f"{report.run.limit} items of each probe), not a full audit; rerun without --limit, or set "
+            "allow_limited = true in the policy to gate it anyway"
+        )
     ev = _Evaluator(report, policy)
     for index, rule in enumerate(policy.rules, start=1):
         for key in ev.matching_keys(rule, index):
@@ -611,11 +621,59 @@ def violations_table(result: PolicyResult) -> Table:
             Text(f"{v.probe}/{v.metric}"),
             Text(v.member or "–"),
             Text(v.check),
-            _num(v.observed),
+            _observed_cell(v),
             "–" if v.value is None else _num(v.value) + _ci(v.ci_low, v.ci_high),
             Text(v.limit),
         )
     return t
+
+
+def violations_tables(result: PolicyResult, width: int | None = None) -> list[Table]:
+    """The violations laid out for ``width`` (see :mod:`riskaudit.layout`): rule number and metric repeated in
+    each part, a bold row per probe, rule names said once in the caption."""
+    from riskaudit.layout import Cell, Column, breakable, fit_tables
+
+    cols = (
+        Column("rule", "right", key=True),
+        Column("metric", key=True, wrap=True),
+        Column("member"),
+        Column("check", wrap=True),
+        Column("observed", "right"),
+        Column("value [95% CI]", "right"),
+        Column("limit", wrap=True),
+    )
+    rows: list[list[Cell]] = []
+    probe = None
+    for v in result.violations:
+        if v.probe != probe:
+            rows.append(["", Text(v.probe, style="bold"), "", "", "", "", ""])
+            probe = v.probe
+        value = "–" if v.value is None else f"{_num(v.value)}" + (
+            "" if v.ci_low is None or v.ci_high is None else f" [{_num(v.ci_low)},{_num(v.ci_high)}]"
+        )
+        rows.append(
+            [
+                str(v.rule),
+                Text(breakable(v.metric) if width is not None else v.metric),
+                Text(v.member or "–"),
+                Text(v.check),
+                _observed_cell(v),
+                value,
+                Text(v.limit),
+            ]
+        )
+    names = {v.rule: v.rule_name for v in result.violations if v.rule_name}
+    caption = "rules: " + "; ".join(f"{k} {n}" for k, n in sorted(names.items())) if names else None
+    return fit_tables(f"policy violations ({len(result.violations)})", cols, rows, width, caption)
+
+
+def _observed_cell(v: Violation) -> str:
+    """The compared number, labelled when it is not the metric itself (J for an abrupt flag)."""
+    if v.observed is None:
+        return "–"
+    if v.check in ("abrupt", "metric_artifact"):
+        return f"J = {_num(v.observed)}"
+    return _num(v.observed)
 
 
 def skipped_table(result: PolicyResult) -> Table:
@@ -632,9 +690,11 @@ def policy_summary(result: PolicyResult, policy_path: str | None = None) -> str:
     name = f" {result.policy!r}" if result.policy else ""
     src = f" ({policy_path})" if policy_path else ""
     status = "PASS" if result.passed else "FAIL"
+    unchecked = sum(1 for v in result.violations if v.check == "not checked")
+    how = f" ({unchecked} of them violations: fail_on_skipped)" if unchecked else ""
     return (
         f"{status}: policy{name}{src}: {result.checked} checks, {len(result.violations)} violation(s), "
-        f"{len(result.skipped)} not checked"
+        f"{len(result.skipped) + unchecked} not checked{how}"
     )
 
 

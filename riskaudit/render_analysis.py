@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
+from riskaudit.layout import Cell, Column, breakable, ci_cell, column_format, fit_tables
 from riskaudit.scaling import FamilyAnalysis, GrowthFit, MetricAnalysis
 
-__all__ = ["ANALYSIS_JSON_KIND", "analysis_json", "analysis_table", "metric_json"]
+__all__ = ["ANALYSIS_JSON_KIND", "analysis_json", "analysis_table", "analysis_tables", "metric_json"]
 
 ANALYSIS_JSON_KIND = "riskaudit.analysis"
 ANALYSIS_JSON_VERSION = "1.1.0"  # 1.1.0: two-step window, trend, noise floor, baseline share
@@ -36,12 +36,8 @@ def _growth_cell(g: GrowthFit | None, primary: str | None) -> str:
     if g is None or g.slope is None:
         return "–"
     unit = "" if primary == "flops" else " †"
-    ci = (
-        ""
-        if g.slope_ci_low is None or g.slope_ci_high is None
-        else f" [{_num(g.slope_ci_low)}, {_num(g.slope_ci_high)}]"
-    )
-    return f"{_num(g.slope)}{ci}{unit}"
+    decimals, _ = column_format([g.slope, g.slope_ci_low, g.slope_ci_high])
+    return ci_cell(g.slope, g.slope_ci_low, g.slope_ci_high, decimals, signed=True) + unit
 
 
 def _tau_cell(g: GrowthFit | None) -> str:
@@ -88,26 +84,25 @@ def is_breakdown(metric: str) -> bool:
     return "[" in metric
 
 
-def analysis_table(fa: FamilyAnalysis, detail: bool = False, only: Collection[tuple[str, str]] | None = None) -> Table:
-    """Per metric: growth per decade [95% CI], Kendall τ, abrupt (S, J), emergence pair, verdict, surprise.
+_COLUMNS = (
+    Column("metric", key=True, wrap=True),
+    Column("n", "right"),
+    Column("growth/decade [95% CI]", "right"),
+    Column("Kendall τ (p)", "right"),
+    Column("abrupt (S, J)"),
+    Column("verdict", wrap=True),
+    Column("surprise"),
+    Column("emergence (agreement)", wrap=True),
+    Column("first > baseline"),
+)
 
-    Rows are grouped by probe; breakdown metrics (``name[key]``) appear only with ``detail``; ``only`` keeps
-    the listed (probe, metric) pairs (the headline metrics), unless ``detail``.
-    """
-    t = Table(title=Text(f"{fa.family}: scaling and emergence"), title_justify="left")
-    columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("metric", "left"),
-        ("n", "right"),
-        ("growth / decade [95% CI]", "right"),
-        ("Kendall τ", "right"),
-        ("abrupt", "left"),
-        ("emergence (agreement)", "left"),
-        ("first > baseline", "left"),
-        ("verdict", "left"),
-        ("surprise", "left"),
-    )
-    for col, just in columns:
-        t.add_column(col, justify=just, no_wrap=col in ("metric", "n"))
+
+def _analysis_rows(
+    fa: FamilyAnalysis, detail: bool, only: Collection[tuple[str, str]] | None, narrow: bool = False
+) -> tuple[list[list[Cell]], list[str]]:
+    """The table's rows (a bold probe row above each probe's metrics) and its caption parts; ``narrow``: metric
+    names may wrap before a breakdown key."""
+    rows: list[list[Cell]] = []
     uses_params = False
     hidden = 0
     current_probe: str | None = None
@@ -116,31 +111,59 @@ def analysis_table(fa: FamilyAnalysis, detail: bool = False, only: Collection[tu
             hidden += 1
             continue
         if a.probe and a.probe != current_probe:
-            t.add_row(Text(a.probe, style="bold"))
+            rows.append([Text(a.probe, style="bold"), *([""] * (len(_COLUMNS) - 1))])
         current_probe = a.probe
         uses_params = uses_params or a.x_axis == "params"
-        t.add_row(  # Text cells: metric and member names are data, never rich markup ("pearson[t0]")
-            Text(_label(a)),
-            str(a.n_members),
-            _growth_cell(a.growth, a.x_axis),
-            _tau_cell(a.growth),
-            _abrupt_cell(a),
-            Text(_emergence_cell(a)),
-            Text(a.emergence.wei_member or "–"),
-            Text(a.verdict, style=_VERDICT_STYLE.get(a.verdict, "")),
-            _surprise_cell(a),
+        rows.append(  # Text cells: metric and member names are data, never rich markup ("pearson[t0]")
+            [
+                Text(breakable(_label(a)) if narrow else _label(a)),
+                str(a.n_members),
+                _growth_cell(a.growth, a.x_axis),
+                _tau_cell(a.growth),
+                _abrupt_cell(a),
+                Text(a.verdict, style=_VERDICT_STYLE.get(a.verdict, "")),
+                _surprise_cell(a),
+                Text(_emergence_cell(a)),
+                Text(a.emergence.wei_member or "–"),
+            ]
         )
     caption = [
         "growth in oriented units (larger = riskier) per decade of training FLOPs (6·N·D)",
+        "S: largest step's share of the total change, J: S over the step's share of the log-FLOPs range",
         fa.rule,
     ]
     if uses_params:
         caption.append("† FLOPs unknown: per decade of parameters")
     if hidden:
         caption.append(f"{hidden} more metrics (breakdowns per template / stratum, companions) in the JSON report")
-    t.caption = "; ".join(caption)
-    t.caption_justify = "left"
-    return t
+    return rows, caption
+
+
+def analysis_tables(
+    fa: FamilyAnalysis,
+    detail: bool = False,
+    only: Collection[tuple[str, str]] | None = None,
+    width: int | None = None,
+) -> list[Table]:
+    """Per metric: growth per decade [95% CI], Kendall τ, abrupt (S, J), emergence pair, verdict, surprise;
+    split into parts that fit ``width`` (None: one table).
+
+    Rows are grouped by probe; breakdown metrics (``name[key]``) appear only with ``detail``; ``only`` keeps
+    the listed (probe, metric) pairs (the headline metrics), unless ``detail``.
+    """
+    rows, caption = _analysis_rows(fa, detail, only, narrow=width is not None)
+    columns: list[Column] = list(_COLUMNS)
+    counts = {str(r[1]) for r in rows if str(r[1])}
+    if width is not None and len(counts) == 1:  # one member count: said once instead of a column
+        columns.pop(1)
+        rows = [[r[0], *r[2:]] for r in rows]
+        caption.insert(0, f"n = {counts.pop()} members")
+    return fit_tables(f"{fa.family}: scaling and emergence", columns, rows, width, "; ".join(caption))
+
+
+def analysis_table(fa: FamilyAnalysis, detail: bool = False, only: Collection[tuple[str, str]] | None = None) -> Table:
+    """:func:`analysis_tables` as one table with every column."""
+    return analysis_tables(fa, detail, only)[0]
 
 
 def _growth_json(g: GrowthFit | None) -> dict[str, Any] | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from riskaudit import __version__
 from riskaudit.errors import RiskauditError
 from riskaudit.models.base import BatchHalving
+from riskaudit.outputs import write_together
 from riskaudit.probes.base import ItemRecord, MetricResult
 from riskaudit.replicates import ScanReplicates, decode_replicates, replicates_path_for
 from riskaudit.scaling import FamilyAnalysis
@@ -46,6 +46,7 @@ class RunMetadata(BaseModel):
     started_utc: str
     finished_utc: str | None = None
     command: str = ""
+    limit: int | None = None  # `scan --limit N`: every probe cut to its first N items (a smoke run, not a gate)
 
 
 class FamilyInfo(BaseModel):
@@ -161,16 +162,6 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise RiskauditError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
 def sidecar_path_for(report_path: Path) -> Path:
     name = report_path.name[:-5] if report_path.name.endswith(".json") else report_path.name
     return report_path.with_name(name + ".items.jsonl")
@@ -192,19 +183,21 @@ def write_report(
     replicates: bytes | None = None,
 ) -> Report:
     """Write the sidecar (when rows, or their :func:`encode_sidecar` bytes, are given), the replicates file
-    (when given: :func:`riskaudit.replicates.encode_replicates` bytes) then the report, each atomically;
-    returns the written report."""
+    (when given: :func:`riskaudit.replicates.encode_replicates` bytes) and the report as one: all are staged in
+    temporary files first, and a failure leaves none changed nor any temporary file behind (see
+    :func:`riskaudit.outputs.write_together`); returns the written report."""
+    files: list[tuple[Path, bytes]] = []
     if replicates is not None:
         rep_path = path.with_name(replicates_path_for(path.name))
-        _atomic_write_bytes(rep_path, replicates)
         n_series = sum(len(metrics) for probes in decode_replicates(replicates).values() for metrics in probes.values())
+        files.append((rep_path, replicates))
         ref = SidecarRef(path=rep_path.name, rows=n_series, sha256=hashlib.sha256(replicates).hexdigest())
         report = report.model_copy(update={"replicates": ref})
     if rows is not None:
         side = sidecar_path_for(path)
         data = rows if isinstance(rows, bytes) else encode_sidecar(rows)
         n_rows = data.count(b"\n")
-        _atomic_write_bytes(side, data)
+        files.append((side, data))
         report = report.model_copy(
             update={"sidecar": SidecarRef(path=side.name, rows=n_rows, sha256=hashlib.sha256(data).hexdigest())}
         )
@@ -212,7 +205,8 @@ def write_report(
         text = json.dumps(report.model_dump(mode="json"), allow_nan=False, indent=1)
     except ValueError as exc:  # NaN or Infinity slipped into a metric
         raise RiskauditError(f"refusing to write {path}: the report holds a NaN or Infinity ({exc})") from exc
-    _atomic_write_bytes(path, text.encode() + b"\n")
+    files.append((path, text.encode() + b"\n"))
+    write_together(files)
     return report
 
 

@@ -61,6 +61,7 @@ class ScanOptions(BaseModel):
     occupations: OccupationTable = "bls2015"
     keep_going: bool = False  # record members that fail to load and go on
     command: str = ""
+    limit: int | None = None  # --limit: the probes were cut to their first N items (a smoke run)
 
 
 class ScanEvents(Protocol):
@@ -68,7 +69,9 @@ class ScanEvents(Protocol):
 
     def probe_progress(self, member: ModelSpec, probe_id: str, done: int, total: int) -> None: ...
 
-    def member_done(self, index: int, total: int, result: MemberReport, seconds: float) -> None: ...
+    def member_done(
+        self, index: int, total: int, result: MemberReport, seconds: float, from_store: bool = False
+    ) -> None: ...
 
 
 class UnitCounter:
@@ -85,8 +88,17 @@ class _NoEvents:
     def probe_progress(self, member: ModelSpec, probe_id: str, done: int, total: int) -> None:
         pass
 
-    def member_done(self, index: int, total: int, result: MemberReport, seconds: float) -> None:
+    def member_done(
+        self, index: int, total: int, result: MemberReport, seconds: float, from_store: bool = False
+    ) -> None:
         pass
+
+
+def _step_done(events: ScanEvents, step: str, seconds: float) -> None:
+    """Tell ``events`` a family-level step finished (optional: ``step_done(step, seconds)``)."""
+    hook = getattr(events, "step_done", None)
+    if hook is not None:
+        hook(step, seconds)
 
 
 def build_probes(family_name: str, options: ProbeOptions) -> list[Probe]:
@@ -124,6 +136,7 @@ class MemberRun(BaseModel):
     results: dict[str, ProbeResult] = {}
     seconds: dict[str, float] = {}
     unit_digests: list[str] = []  # store keys of its units, in probe order (empty: not storable)
+    served: int = 0  # units taken from the result store (their seconds: the original computation's)
 
 
 def _unit_keys(
@@ -173,13 +186,14 @@ def scan_member(
                 hit = store.get(keys[probe.id])
                 if hit is not None:
                     results[probe.id] = hit
-                    seconds[probe.id] = 0.0
+                    seconds[probe.id] = store.unit_seconds(keys[probe.id]) or 0.0
             info = store.get_model_info(keys[probes[0].id].model) if probes else None
     counted = member.params_total is None
     params_total = member.params_total
     params_nonemb = member.params_nonembedding
     load_s = 0.0
     halvings: list[BatchHalving] = []
+    computed: set[str] = set()
     need_counts = params_total is None or params_nonemb is None
     if len(results) < len(probes) or (need_counts and info is None):
         with load_model(member.source, member.revision, options.load, name=member.name) as model:
@@ -212,6 +226,7 @@ def scan_member(
 
                 before = len(getattr(model, "batch_halvings", []))
                 results[probe.id] = probe.run(model, progress=progress)
+                computed.add(probe.id)
                 new_halvings = getattr(model, "batch_halvings", [])[before:]
                 halvings.extend(h.model_copy(update={"probe_id": probe.id}) for h in new_halvings)
                 seconds[probe.id] = round(time.perf_counter() - tp, 3)
@@ -228,7 +243,8 @@ def scan_member(
     results = {p.id: results[p.id] for p in probes}  # scan order, whatever came from the store
     report = _member_report(family, member, params_total, params_nonemb, counted, load_s, halvings)
     digests = [keys[p.id].digest() for p in probes] if store is not None and is_pinned(fp) else []
-    return MemberRun(report=report, results=results, seconds=seconds, unit_digests=digests)
+    served = sum(1 for p in probes if p.id in results and p.id not in computed)
+    return MemberRun(report=report, results=results, seconds=seconds, unit_digests=digests, served=served)
 
 
 def _member_report(
@@ -393,6 +409,7 @@ def scan_family(
     if not family.members:
         raise RiskauditError(f"family {family.name!r} has no members to scan")
     meta = run_metadata(opts.load.device, opts.load.dtype, opts.seed, opts.command)
+    meta = meta.model_copy(update={"limit": opts.limit})
     served = _from_product(family, probe_list, opts, store, ev) if store is not None else None
     if served is not None:
         members, analysis, sidecar, rep_bytes = served
@@ -421,7 +438,9 @@ def scan_family(
                 )
             )
         runs.append(run)
-        ev.member_done(i, n, run.report.model_copy(update={"probes": []}), sum(run.seconds.values()))
+        from_store = bool(probe_list) and run.served == len(probe_list)
+        spent = sum(run.seconds.values()) + run.report.load_seconds
+        ev.member_done(i, n, run.report.model_copy(update={"probes": []}), spent, from_store=from_store)
     _finalize(probe_list, runs)
     members = []
     rows: list[SidecarRow] = []
@@ -443,14 +462,17 @@ def scan_family(
         replicates[run.report.name] = {pid: res.replicates for pid, res in run.results.items()}
     sidecar = encode_sidecar(rows)
     report = _assemble(meta, family, probe_list, members, None)
+    t_analysis = time.perf_counter()
     # analyse exactly what the replicates file holds (float32), so that a re-analysis of the report is exact
     rep_bytes = encode_replicates(replicates)
     analysis = analyze_family(
         series_from_report(report, decode_replicates(rep_bytes)), AnalysisConfig(seed=opts.seed)
     )
+    _step_done(ev, "analysis", time.perf_counter() - t_analysis)
     if store is not None and all(r.unit_digests and r.report.status == "ok" for r in runs):
         product = {
             "outcomes": [[p.model_dump(mode="json") for p in m.probes] for m in members],
+            "load_seconds": [m.load_seconds for m in members],
             "analysis": analysis.model_dump(mode="json"),
             "sidecar": sidecar.decode(),
             "replicates": base64.b64encode(rep_bytes).decode(),
@@ -505,16 +527,18 @@ def _from_product(
         analysis = FamilyAnalysis.model_validate(product["analysis"])
         sidecar = str(product["sidecar"]).encode()
         rep_bytes = base64.b64decode(str(product["replicates"]), validate=True)
-        members = [
+        loads = [float(x) for x in product.get("load_seconds", [0.0] * len(runs))]
+        members = [  # the seconds are those of the original computation, not this run's (nothing was computed)
             run.report.model_copy(
-                update={"probes": [ProbeOutcome.model_validate({**o, "seconds": 0.0}) for o in outcomes]}
+                update={"probes": [ProbeOutcome.model_validate(o) for o in outcomes], "load_seconds": load}
             )
-            for run, outcomes in zip(runs, product["outcomes"], strict=True)
+            for run, outcomes, load in zip(runs, product["outcomes"], loads, strict=True)
         ]
     except (KeyError, TypeError, ValueError, ValidationError, binascii.Error):
         return None
     n = len(members)
     for i, (member, m) in enumerate(zip(family.members, members, strict=True)):
         events.member_start(i, n, member)
-        events.member_done(i, n, m.model_copy(update={"probes": []}), 0.0)
+        spent = m.load_seconds + sum(p.seconds for p in m.probes)
+        events.member_done(i, n, m.model_copy(update={"probes": []}), spent, from_store=True)
     return members, analysis, sidecar, rep_bytes

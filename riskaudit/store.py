@@ -624,6 +624,12 @@ class ResultStore:
             return None
         return result
 
+    def unit_seconds(self, key: UnitKey) -> float | None:
+        """How long the stored unit took to compute when it was computed (None: not stored or not recorded)."""
+        with self._guard():
+            row = self._conn.execute(f"SELECT seconds FROM units {_UNIT_WHERE}", _unit_params(key)).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def put(self, key: UnitKey, result: ProbeResult, seconds: float | None = None) -> None:
         """Store ``result`` under ``key`` (replacing any previous one) in one atomic transaction.
 

@@ -51,10 +51,13 @@ def test_demo_family_and_its_revisions_load() -> None:
     largest = _manifest().members[-1]
     revs = [c.revision for c in largest.checkpoints]
     fam2 = load_family("demo", [*revs, "main"])
-    names = [m.name for m in fam2.members if m.name.startswith(largest.name + "@")]
-    assert len(names) == len(revs) + 1
-    toks = [m.train_tokens for m in fam2.members if m.name.startswith(largest.name + "@")]
+    names = [m.name for m in fam2.members if m.name.partition("@")[0] == largest.name]
+    assert names == [f"{largest.name}@{r}" for r in revs] + [largest.name]  # main keeps the plain name
+    toks = [m.train_tokens for m in fam2.members if m.name.partition("@")[0] == largest.name]
     assert toks == sorted(toks)
+    assert fam2.member(largest.name) == fam.member(largest.name)  # the same weights, the same store units
+    assert "loss not recorded" in fam2.member(names[0]).notes and "final_loss" not in fam2.member(names[0]).notes
+    assert [m.name for m in fam2.select([largest.name]).members] == names
 
 
 def test_ground_truth_matches_the_training_documents() -> None:

@@ -283,7 +283,7 @@ def test_demo_revisions_map_to_checkpoints(tmp_path: Path) -> None:
         "demo-50k",
         "demo-200k@step100",
         "demo-200k@step300",
-        "demo-200k@main",
+        "demo-200k",  # main: the member itself, the same name as without --revisions
     ]
     ckpt = family.members[1]
     assert ckpt.step == 100 and ckpt.train_tokens == 100_000
@@ -342,7 +342,7 @@ def test_toml_revisions(tmp_path: Path) -> None:
     path = tmp_path / "fam.toml"
     path.write_text(GOOD_TOML.replace('source = "models/small"', 'source = "org/small"'), encoding="utf-8")
     family = load_family(str(path), ["step2", "main"])
-    assert [m.name for m in family.members] == ["small@step2", "small@main", "big@step2", "big@main"]
+    assert [m.name for m in family.members] == ["small@step2", "small", "big@step2", "big"]
     assert [m.train_tokens for m in family.members] == [2000, 5000, 2000, 7000]
     no_tps = tmp_path / "no_tps.toml"
     no_tps.write_text(GOOD_TOML.replace("tokens_per_step = 1000\n", "").replace('revision = "step7"', ""))

@@ -91,7 +91,10 @@ def test_unchanged_rescan_is_served_whole(tmp_path: Path, models: Path, monkeypa
     assert warm_side == cold_side and len(cold_side) > 1000
     assert _comparable(warm) == _comparable(cold)
     assert warm.analysis is not None and warm.analysis == cold.analysis
-    assert all(p.seconds == 0.0 for m in warm.members for p in m.probes)  # no time spent on them this run
+    # the compute times are the original computation's, not zero (issue 14)
+    assert [p.seconds for m in warm.members for p in m.probes] == [p.seconds for m in cold.members for p in m.probes]
+    assert [m.load_seconds for m in warm.members] == [m.load_seconds for m in cold.members]
+    assert all(p.seconds > 0 for m in warm.members for p in m.probes)
     # without the store, the same inputs give the same report: the product is what a full scan computes
     plain, plain_side = run_scan(family, OPTS, probes=probes)
     assert plain_side == cold_side and _comparable(plain) == _comparable(cold)

@@ -1,0 +1,196 @@
+"""Terminal tables that fit the width they are given, without cutting a cell.
+
+A table is described as columns and rows; :func:`fit_tables` lays it out for a console width. Key columns
+(e.g. the member) are repeated in every part; the other columns are packed, in order, into as few tables as
+fit the width, so at 80 columns a wide table becomes two or three narrower ones instead of cells cut to
+``demo…``. Columns that hold numbers never wrap; columns of prose (``wrap=True``) wrap at spaces. No column
+ever uses an ellipsis: an over-long cell folds onto the next line. ``width=None`` gives one table with every
+column (``--wide``).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, JustifyMethod, RenderableType
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["Cell", "Column", "breakable", "ci_cell", "column_format", "fit_tables", "table_width"]
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    justify: JustifyMethod = "left"
+    key: bool = False  # repeated in every part of a split table
+    wrap: bool = False  # prose: may wrap at spaces; otherwise the cell stays on one line
+    optional: bool = False  # shown only where it fits without another part (always with width=None)
+
+
+Cell = RenderableType
+
+
+def _plain(cell: Cell) -> str:
+    return cell.plain if isinstance(cell, Text) else cell if isinstance(cell, str) else ""
+
+
+def _width(column: Column, cells: Sequence[Cell]) -> int:
+    """The width a column needs: its longest cell (numbers never wrap), or for prose its longest word (at
+    least 40 when a cell is that long; a word longer than 30 folds; a key column: just its longest word, up
+    to 34), and the header's longest word."""
+    texts = [_plain(c) for c in cells]
+    longest_word = max((cell_len(w) for t in [*texts, column.header] for w in t.split()), default=1)
+    if column.wrap and column.key:  # repeated in every part: as narrow as its words allow
+        return min(longest_word, 34)
+    if column.wrap:  # a word longer than 30 (a path) folds onto the next line
+        return max(min(longest_word, 30), min(40, max((cell_len(t) for t in texts), default=1)))
+    return max(longest_word, max((cell_len(line) for t in texts for line in t.splitlines() or [""]), default=1))
+
+
+def _table(
+    title: str,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Cell]],
+    caption: str | None,
+    fixed: bool = True,
+    width: int | None = None,
+) -> Table:
+    """The rich table; with ``width``, prose columns give up room (down to 8) when the others leave too little."""
+    needs = [_width(c, [r[i] for r in rows]) if fixed else None for i, c in enumerate(columns)]
+    if fixed and width is not None:
+        excess = sum(n or 0 for n in needs) + 3 * (len(columns) - 1) - width
+        for i, c in enumerate(columns):
+            if excess > 0 and c.wrap and needs[i] is not None:
+                give = min(excess, max(0, (needs[i] or 0) - 8))
+                needs[i] = (needs[i] or 0) - give
+                excess -= give
+    t = Table(
+        title=Text(title),
+        title_justify="left",
+        caption=Text(caption) if caption else None,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        header_style="bold",
+    )
+    for c, need in zip(columns, needs, strict=True):  # Text, never markup: "pearson[said_that]" is data
+        t.add_column(Text(c.header), justify=c.justify, no_wrap=not c.wrap, overflow="fold", min_width=need)
+    for row in rows:
+        t.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in row))
+    return t
+
+
+def _total_width(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], idx: Sequence[int]) -> int:
+    """The narrowest width of a table of the columns ``idx``: their widths plus 3 between two columns
+    (padding, separator, padding; no outer edge)."""
+    return sum(_width(columns[j], [r[j] for r in rows]) for j in idx) + 3 * (len(idx) - 1)
+
+
+def _balanced(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Cell]],
+    keys: list[int],
+    rest: list[int],
+    greedy: list[list[int]],
+    width: int,
+) -> list[list[int]]:
+    """The same number of parts as ``greedy``, with the columns spread so that the widest part is as narrow as
+    possible (no lone column left over at the end)."""
+    k = len(greedy)
+    if k < 2 or len(rest) > 16:
+        return greedy
+    best, best_w = greedy, max(_total_width(columns, rows, sorted([*keys, *p])) for p in greedy)
+    for cuts in itertools.combinations(range(1, len(rest)), k - 1):
+        bounds = [0, *cuts, len(rest)]
+        parts = [rest[a:b] for a, b in itertools.pairwise(bounds)]
+        w = max(_total_width(columns, rows, sorted([*keys, *p])) for p in parts)
+        if w <= width and w < best_w:
+            best, best_w = parts, w
+    return best
+
+
+def table_width(table: Table) -> int:
+    """The width a table needs to show every cell without folding (for printing ``--wide`` tables)."""
+    console = Console(width=100_000, file=io.StringIO())
+    return Measurement.get(console, console.options, table).maximum
+
+
+def fit_tables(
+    title: str,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Cell]],
+    width: int | None,
+    caption: str | None = None,
+) -> list[Table]:
+    """One table when it fits ``width`` (or when ``width`` is None), else several, each repeating the key
+    columns and holding as many further columns as fit. The caption goes under the last part."""
+    if width is None or not columns:
+        return [_table(title, columns, rows, caption)]
+    keys = [i for i, c in enumerate(columns) if c.key]
+    rest = [i for i, c in enumerate(columns) if not c.key and not c.optional]
+    parts: list[list[int]] = []
+    current: list[int] = []
+    for i in rest:
+        if current and _total_width(columns, rows, sorted([*keys, *current, i])) > width:
+            parts.append(current)
+            current = [i]
+        else:
+            current.append(i)
+    if current or not parts:
+        parts.append(current)
+    parts = _balanced(columns, rows, keys, rest, parts, width)
+    for i in (i for i, c in enumerate(columns) if c.optional and not c.key):
+        if _total_width(columns, rows, sorted([*keys, *parts[-1], i])) <= width:
+            parts[-1].append(i)
+    tables = []
+    for n, part in enumerate(parts, start=1):
+        idx = sorted([*keys, *part])
+        name = title if len(parts) == 1 else f"{title} ({n}/{len(parts)})"
+        cap = caption if n == len(parts) else None
+        tables.append(_table(name, [columns[j] for j in idx], [[r[j] for j in idx] for r in rows], cap, width=width))
+    return tables
+
+
+def breakable(name: str) -> str:
+    """A metric name that may wrap before its breakdown key: ``pearson [late_because]``."""
+    return name.replace("[", " [")
+
+
+def column_format(values: Sequence[float | None]) -> tuple[int, bool]:
+    """(decimals, signed) for a column of numbers: about two significant digits of its largest magnitude
+    (at least 2 decimals below 10, 1 from 10, 0 from 1000), and a sign on every number when any is negative."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
+    signed = any(v is not None and v < 0 for v in values)
+    m = max(finite, default=0.0)
+    if m >= 1000:
+        return 0, signed
+    if m >= 10:
+        return 1, signed
+    if m >= 1 or m == 0:
+        return 2, signed
+    return min(3, max(2, 1 - math.floor(math.log10(m)))), signed
+
+
+def _fmt(v: float, decimals: int, signed: bool) -> str:
+    return format(v, f"{'+' if signed else ''}.{decimals}f")
+
+
+def ci_cell(
+    value: float | None, low: float | None, high: float | None, decimals: int = 2, signed: bool = False
+) -> str:
+    """``0.81 [0.71,0.88]``: the value and its 95% CI in one compact cell (``–`` when undefined)."""
+    if value is None:
+        return "–"
+    cell = _fmt(value, decimals, signed)
+    if low is None or high is None:
+        return cell
+    return f"{cell} [{_fmt(low, decimals, signed)},{_fmt(high, decimals, signed)}]"

@@ -1,0 +1,62 @@
+"""Plots a person can read: no text under 9 pt, nothing outside the figure, rounded numbers, a fast default set."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from matplotlib.text import Text
+
+from riskaudit.plots import metric_figure, plot_report
+from riskaudit.render import headline_keys
+from riskaudit.report import Report, read_report
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    return read_report(REPO / "reports" / "demo.json")
+
+
+def _texts(report: Report, probe: str, metric: str) -> list[Text]:
+    fig = metric_figure(report, probe, metric)
+    assert fig is not None
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    box = fig.bbox
+    shown = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    for t in shown:
+        assert t.get_fontsize() >= 9, (t.get_text(), t.get_fontsize())
+        ext = t.get_window_extent(renderer)
+        inside = ext.x0 >= box.x0 - 1 and ext.x1 <= box.x1 + 1 and ext.y0 >= box.y0 - 1 and ext.y1 <= box.y1 + 1
+        assert inside, (t.get_text(), ext, box)
+    return shown
+
+
+@pytest.mark.parametrize(
+    ("probe", "metric"),
+    [
+        ("memorization", "canary_exact_extraction"),  # two panels (discrete + continuous companion)
+        ("occupation_gender_free_generation", "generation_correlation_pearson"),  # abrupt step, first > baseline
+    ],
+)
+def test_text_is_readable_and_inside_the_figure(report: Report, probe: str, metric: str) -> None:
+    texts = [t.get_text() for t in _texts(report, probe, metric)]
+    assert report.members[-1].name in texts  # the largest member is named (and, above, not clipped)
+    baselines = [t for t in texts if t.startswith("baseline ")]
+    assert baselines and all(len(t.split()[1]) <= 6 for t in baselines), baselines  # "-6.62", not "-6.62109"
+
+
+def test_default_plots_are_the_headline_metrics(report: Report, tmp_path: Path) -> None:
+    keys = headline_keys(report)
+    few = [("occupation_gender_pronoun", "stereotype_correlation_pearson"), ("memorization", "canary_exposure")]
+    t0 = time.perf_counter()
+    paths = plot_report(report, tmp_path, breakdowns=False, only=few)
+    took = time.perf_counter() - t0
+    assert [p.name for p in paths] == [
+        "occupation_gender_pronoun__stereotype_correlation_pearson.png",
+        "memorization__canary_exposure.png",
+    ]
+    assert set(few) <= keys
+    assert took < 10, took  # about 0.3 s of CPU per plot; generous for a shared machine
