@@ -20,6 +20,7 @@ User families are TOML files::
     description = "..."            # optional
     flops_basis = "total"          # or "nonembedding" (which N enters 6·N·D); default "total"
     tokens_per_step = 2097152      # optional: needed for `--revisions` ("stepN" → N × tokens_per_step)
+    add_bos = "auto"               # optional: "yes" | "no" | "auto" (BOS convention; also per member)
 
     [[members]]                    # one table per member, listed in the order you want them
     name = "small"                 # unique within the family; no "@"
@@ -67,6 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from riskaudit import resources
 from riskaudit.errors import FamilyError
+from riskaudit.models.base import AddBos
 
 __all__ = [
     "BUILTIN_FAMILY_NAMES",
@@ -135,6 +137,7 @@ class ModelSpec(BaseModel):
     notes: str = ""
     source_ref: str = ""  # where the numbers come from
     approximate: bool = False  # some number behind this spec is approximate ("~" in the source)
+    add_bos: AddBos | None = None  # the family TOML's BOS convention (None: the scan's --add-bos)
 
     @property
     def flops_total(self) -> float | None:
@@ -520,6 +523,7 @@ class _TomlMember(BaseModel):
     step: int | None = Field(default=None, ge=0)
     tokens_per_step: int | None = Field(default=None, gt=0)
     notes: str = ""
+    add_bos: AddBos | None = None
 
     @field_validator("params", "params_nonembedding", "step", "tokens_per_step", mode="before")
     @classmethod
@@ -539,6 +543,7 @@ class _TomlFamily(BaseModel):
     description: str = ""
     flops_basis: FlopsBasis = "total"
     tokens_per_step: int | None = Field(default=None, gt=0)
+    add_bos: AddBos | None = None
     members: list[_TomlMember] = Field(min_length=1)
 
     @field_validator("tokens_per_step", mode="before")
@@ -638,6 +643,7 @@ def load_family_toml(path: str | Path, revisions: Sequence[str] | None = None) -
                     step=step,
                     notes=m.notes,
                     source_ref=str(path.resolve()),
+                    add_bos=m.add_bos or spec.add_bos,
                 ),
                 is_local,
             )
