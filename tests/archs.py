@@ -23,10 +23,9 @@ from typing import Any
 
 import torch
 import transformers
+from tiny import SENTENCES
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
-
-from tiny import SENTENCES
 
 HIDDEN, LAYERS, HEADS, FFN, POSITIONS = 32, 2, 2, 64, 128
 INIT_STD = 0.2  # peaked logits: argmax ties are practically impossible
