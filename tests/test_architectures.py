@@ -27,6 +27,9 @@ from riskaudit.errors import ModelLoadError
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.hf import HFModel
 from riskaudit.models.tokenization import Convention, decide_bos
+from riskaudit.probes.base import Probe
+from riskaudit.probes.generation import FreeGenerationProbe
+from riskaudit.probes.pronoun import PronounProbe
 
 ARCHS = available_archs()
 
@@ -155,6 +158,16 @@ def test_one_pass_extraction_equals_greedy_item_by_item(arch: str, arch_dirs: di
             assert not stats.exact_match
 
 
+def _small_probes() -> list[Probe]:
+    """The pronoun and free-generation probes over 12 occupations and 2 templates / 1 prompt (fast)."""
+    pronoun, generation = PronounProbe.load(), FreeGenerationProbe.load()
+    occupations = pronoun.occupations[:12]
+    return [
+        PronounProbe(pronoun.spec.model_copy(update={"templates": pronoun.spec.templates[:2]}), occupations),
+        FreeGenerationProbe(generation.spec.model_copy(update={"prompts": generation.spec.prompts[:1]}), occupations),
+    ]
+
+
 @pytest.mark.slow
 def test_full_scan_through_a_family_toml(arch_dirs: dict[str, Path], tmp_path: Path) -> None:
     from riskaudit.families import load_family_toml
@@ -167,7 +180,8 @@ def test_full_scan_through_a_family_toml(arch_dirs: dict[str, Path], tmp_path: P
     lines += ['add_bos = "no"']
     toml = tmp_path / "matrix.toml"
     toml.write_text("\n".join(lines) + "\n")
-    report, sidecar = run_scan(load_family_toml(toml), ScanOptions(load=LoadOptions(batch_size=16)))
+    family = load_family_toml(toml)
+    report, sidecar = run_scan(family, ScanOptions(load=LoadOptions(batch_size=16)), probes=_small_probes())
     assert [m.name for m in report.members] == [*ARCHS, "llama-nobos"]
     for member in report.members:
         assert member.status == "ok", member.error
@@ -178,7 +192,7 @@ def test_full_scan_through_a_family_toml(arch_dirs: dict[str, Path], tmp_path: P
         assert any(metric.value is not None for metric in pronoun.metrics)
     nobos = report.members[-1].tokenization
     assert nobos is not None and nobos.requested == "no"
-    assert len(sidecar) > 1000
+    assert len(sidecar) > 1000 and report.analysis is not None
 
 
 # --------------------------------------------------------------------------------------------- no model needed
