@@ -42,7 +42,8 @@ def main() -> None:
     print(f"riskaudit (--add-bos no, the old convention): r={r_no:.4f} male_default={md_no:.3f}")
     print(f"independent script (tokenizer defaults): r={r_ref:.4f}")
     diff = abs((r_auto or 0.0) - r_ref)
-    c.result("bos_pronoun_vs_reference", diff, f"<={TOL}", diff <= TOL, r_riskaudit=f"{r_auto:.4f}", r_ref=f"{r_ref:.4f}")
+    extra = {"r_riskaudit": f"{r_auto:.4f}", "r_ref": f"{r_ref:.4f}"}
+    c.result("bos_pronoun_vs_reference", diff, f"<={TOL}", diff <= TOL, **extra)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,13 @@ import gzip
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import _common as c
 import torch
 
 
-def build_tokenizer(texts: list[str], vocab_size: int) -> object:
+def build_tokenizer(texts: list[str], vocab_size: int) -> Any:
     """A sentencepiece-style (▁) BPE whose post-processor puts <s> in front of every encoding (Llama's)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -58,17 +59,17 @@ def main() -> None:
     corpus = Path(riskaudit.__file__).parent / "zoo" / "demo" / "train_documents.json.gz"
     texts = [str(t) for t in json.loads(gzip.decompress(corpus.read_bytes()))]
     tok = build_tokenizer(texts, args.vocab)
-    docs = [ids[:128] + [tok.eos_token_id] for ids in tok(texts)["input_ids"]]  # type: ignore[operator]
+    docs = [[*ids[:128], tok.eos_token_id] for ids in tok(texts)["input_ids"]]
     config = LlamaConfig(
-        vocab_size=len(tok),  # type: ignore[arg-type]
+        vocab_size=len(tok),
         hidden_size=args.hidden,
         intermediate_size=4 * args.hidden,
         num_hidden_layers=args.layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=256,
-        bos_token_id=tok.bos_token_id,  # type: ignore[attr-defined]
-        eos_token_id=tok.eos_token_id,  # type: ignore[attr-defined]
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
         tie_word_embeddings=True,
     )
     model = LlamaForCausalLM(config).to(args.device).train()
@@ -78,7 +79,7 @@ def main() -> None:
     while time.perf_counter() - t0 < args.seconds:
         batch = [docs[int(i)] for i in torch.randint(len(docs), (args.batch,), generator=gen)]
         width = max(map(len, batch))
-        ids = torch.full((len(batch), width), tok.eos_token_id, dtype=torch.long)  # type: ignore[attr-defined]
+        ids = torch.full((len(batch), width), tok.eos_token_id, dtype=torch.long)
         labels = torch.full((len(batch), width), -100, dtype=torch.long)
         for r, d in enumerate(batch):
             ids[r, : len(d)] = torch.tensor(d)
@@ -93,9 +94,9 @@ def main() -> None:
         loss_ema = value if loss_ema is None else 0.95 * loss_ema + 0.05 * value
     args.out.mkdir(parents=True, exist_ok=True)
     model.eval().save_pretrained(args.out)
-    tok.save_pretrained(args.out)  # type: ignore[attr-defined]
+    tok.save_pretrained(args.out)
     n = sum(p.numel() for p in model.parameters())
-    print(f"trained {n / 1e6:.2f}M parameters for {step} steps ({args.seconds:.0f} s), loss {loss_ema:.3f} -> {args.out}")
+    print(f"trained {n / 1e6:.2f}M parameters, {step} steps ({args.seconds:.0f} s), loss {loss_ema:.3f} -> {args.out}")
     c.result("bos_model_loss", loss_ema or float("nan"), "<5", (loss_ema or 99) < 5, steps=step)
 
 

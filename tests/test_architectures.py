@@ -10,6 +10,7 @@ TOML and records each member's convention.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from riskaudit.models.hf import HFModel
 from riskaudit.models.tokenization import Convention, decide_bos
 from riskaudit.probes.base import Probe
 from riskaudit.probes.generation import FreeGenerationProbe
+from riskaudit.probes.memorization import MemorizationProbe
 from riskaudit.probes.pronoun import PronounProbe
 
 ARCHS = available_archs()
@@ -166,6 +168,37 @@ def _small_probes() -> list[Probe]:
         PronounProbe(pronoun.spec.model_copy(update={"templates": pronoun.spec.templates[:2]}), occupations),
         FreeGenerationProbe(generation.spec.model_copy(update={"prompts": generation.spec.prompts[:1]}), occupations),
     ]
+
+
+def test_memorization_scores_with_the_models_bos(arch_dirs: dict[str, Path]) -> None:
+    """On a BOS model the memorization suite's teacher-forced numbers are those of [BOS] + document tokens,
+    and its one-pass verdicts agree with generation (the handle adds BOS to token_stats and greedy alike)."""
+    full = MemorizationProbe.for_family("demo", None, prefix_len=8, suffix_len=8)
+    data = dataclasses.replace(
+        full.data, documents=full.data.documents[:6], heldout=full.data.heldout[:6], canaries=full.data.canaries[:3]
+    )
+    probe = MemorizationProbe(full.spec, data, prefix_len=8, suffix_len=8)
+    path = arch_dirs["llama"]
+    opts = LoadOptions(batch_size=16, max_length=512)  # rotary positions: longer canaries fit
+    with load_model(str(path), None, opts) as m:
+        assert m.add_bos
+        result = probe.run(m)
+    assert any("agree on all" in n for n in result.notes), result.notes
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    docs = {f"doc-{d.index}": d for d in data.documents}
+    checked = 0
+    for rec in result.records:
+        if rec.item_id not in docs:
+            continue
+        ids = tok(docs[rec.item_id].text)["input_ids"]  # the tokenizer's default: <s> + text tokens
+        assert ids[0] == tok.bos_token_id
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([ids[:17]])).logits[0].float(), dim=-1)
+        want = float(sum(logp[j - 1, ids[j]] for j in range(9, 17)))  # the 8 suffix tokens after 8 prefix tokens
+        assert rec.values["suffix_logprob"] == pytest.approx(want, abs=1e-3)
+        checked += 1
+    assert checked >= 3
 
 
 @pytest.mark.slow
