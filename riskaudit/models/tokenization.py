@@ -6,7 +6,8 @@ GPT-NeoX/Pythia, Qwen2) — what a plain ``tokenizer(text)`` gives, and what lm-
 Exception, as lm-evaluation-harness 0.4.2-0.4.8 made it: Gemma models (``model_type`` containing "gemma") are
 badly out of distribution without BOS, so they always get it. ``--add-bos yes|no`` (or ``add_bos`` in the
 family TOML) overrides the rule. Texts are encoded without special tokens and the BOS token is put in front
-of the whole model input, so a context and its continuation share one BOS.
+of the whole model input, so a context and its continuation share one BOS. An input longer than the context
+window is cut from the left, as lm-evaluation-harness cuts it (the BOS token goes first).
 
 **Boundaries.** A (context, continuation) pair is split as lm-evaluation-harness splits it: trailing
 whitespace of the context moves to the continuation, the joint text is encoded, and the continuation is the
