@@ -42,7 +42,7 @@ def main() -> None:
     print(f"riskaudit (--add-bos no, the old convention): r={r_no:.4f} male_default={md_no:.3f}")
     print(f"independent script (tokenizer defaults): r={r_ref:.4f}")
     diff = abs((r_auto or 0.0) - r_ref)
-    extra = {"r_riskaudit": f"{r_auto:.4f}", "r_ref": f"{r_ref:.4f}"}
+    extra = {"r_riskaudit": f"{r_auto:.6f}", "r_ref": f"{r_ref:.6f}", "diff": f"{diff:.1e}"}
     c.result("bos_pronoun_vs_reference", diff, f"<={TOL}", diff <= TOL, **extra)
 
 
