@@ -155,6 +155,14 @@ def scan(
         bool,
         typer.Option("--keep-going", help="Record members that fail to load and go on (default: stop at the first)."),
     ] = False,
+    add_bos: Annotated[
+        str,
+        typer.Option(
+            "--add-bos",
+            help="Start every model input with BOS: yes | no | auto (auto: as the tokenizer does by default, "
+            "always for Gemma; a family TOML's add_bos applies under auto).",
+        ),
+    ] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     plots: Annotated[
         bool, typer.Option("--plots", help="Also write one PNG per risk metric next to the report.")
@@ -217,7 +225,7 @@ def scan(
     """Audit every member of a family and write a JSON report."""
     from riskaudit.families import load_family
     from riskaudit.memdata import DataOptions
-    from riskaudit.models import DTYPES, LoadOptions
+    from riskaudit.models import ADD_BOS_CHOICES, DTYPES, LoadOptions
     from riskaudit.probe_subset import limit_probe, select_probes
     from riskaudit.render import LineProgress, ScanProgress
     from riskaudit.report import write_report
@@ -226,6 +234,8 @@ def scan(
 
     if dtype not in DTYPES:
         raise RiskauditError(f"unknown --dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    if add_bos not in ADD_BOS_CHOICES:
+        raise RiskauditError(f"unknown --add-bos {add_bos!r}: expected one of {', '.join(ADD_BOS_CHOICES)}")
     if occupations not in ("bls2015", "bls2022"):
         raise RiskauditError(f"unknown --occupations {occupations!r}: expected bls2015 or bls2022")
     fam = load_family(family, _split(revisions))
@@ -240,6 +250,7 @@ def scan(
             batch_size=batch_size,
             allow_pickle=allow_pickle,
             trust_remote_code=trust_remote_code,
+            add_bos=add_bos,
         ),
         seed=seed,
         occupations=occupations,

@@ -20,6 +20,7 @@ User families are TOML files::
     description = "..."            # optional
     flops_basis = "total"          # or "nonembedding" (which N enters 6·N·D); default "total"
     tokens_per_step = 2097152      # optional: needed for `--revisions` ("stepN" → N × tokens_per_step)
+    add_bos = "auto"               # optional: "yes" | "no" | "auto" (BOS convention; also per member)
 
     [[members]]                    # one table per member, listed in the order you want them
     name = "small"                 # unique within the family; no "@"
@@ -70,6 +71,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from riskaudit import resources
 from riskaudit.errors import FamilyError
+from riskaudit.models.base import AddBos
 
 __all__ = [
     "BUILTIN_FAMILY_NAMES",
@@ -139,6 +141,7 @@ class ModelSpec(BaseModel):
     source_ref: str = ""  # where the numbers come from
     approximate: bool = False  # some number behind this spec is approximate ("~" in the source)
     replicate_of: str | None = None  # members sharing this label are seed replicates of one size
+    add_bos: AddBos | None = None  # the family TOML's BOS convention (None: the scan's --add-bos)
 
     @property
     def flops_total(self) -> float | None:
@@ -548,6 +551,7 @@ class _TomlMember(BaseModel):
     tokens_per_step: int | None = Field(default=None, gt=0)
     replicate_of: str | None = Field(default=None, min_length=1, pattern=r"^[^@\s]+$")
     notes: str = ""
+    add_bos: AddBos | None = None
 
     @field_validator("params", "params_nonembedding", "step", "tokens_per_step", mode="before")
     @classmethod
@@ -567,6 +571,7 @@ class _TomlFamily(BaseModel):
     description: str = ""
     flops_basis: FlopsBasis = "total"
     tokens_per_step: int | None = Field(default=None, gt=0)
+    add_bos: AddBos | None = None
     members: list[_TomlMember] = Field(min_length=1)
 
     @field_validator("tokens_per_step", mode="before")
@@ -667,6 +672,7 @@ def load_family_toml(path: str | Path, revisions: Sequence[str] | None = None) -
                     notes=m.notes,
                     source_ref=str(path.resolve()),
                     replicate_of=m.replicate_of,
+                    add_bos=m.add_bos or spec.add_bos,
                 ),
                 is_local,
             )

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from riskaudit import __version__
 from riskaudit.errors import RiskauditError
-from riskaudit.models.base import BatchHalving
+from riskaudit.models.base import BatchHalving, TokenizationInfo
 from riskaudit.outputs import write_together
 from riskaudit.probes.base import ItemRecord, MetricResult
 from riskaudit.replicates import ScanReplicates, decode_replicates, replicates_path_for
@@ -92,6 +92,7 @@ class MemberReport(BaseModel):
     load_seconds: float = 0.0
     probes: list[ProbeOutcome] = []
     batch_halvings: list[BatchHalving] = []  # out-of-memory retries with half the batch (this run's work only)
+    tokenization: TokenizationInfo | None = None  # BOS convention and boundary fallbacks (None: not loaded this run)
 
 
 class SidecarRef(BaseModel):

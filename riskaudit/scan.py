@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from riskaudit.errors import ModelLoadError, RiskauditError
 from riskaudit.families import Family, ModelSpec
 from riskaudit.memdata import DataOptions
-from riskaudit.models import BatchHalving, LoadOptions, load_model
+from riskaudit.models import BatchHalving, LoadOptions, ModelHandle, TokenizationInfo, load_model
 from riskaudit.points import series_from_report
 from riskaudit.probes.base import Probe, ProbeResult
 from riskaudit.probes.memorization import MemorizationProbe
@@ -139,10 +139,18 @@ class MemberRun(BaseModel):
     served: int = 0  # units taken from the result store (their seconds: the original computation's)
 
 
+def member_load_options(load: LoadOptions, member: ModelSpec) -> LoadOptions:
+    """The load options of one member: the family TOML's ``add_bos`` applies unless --add-bos says yes or no."""
+    if load.add_bos == "auto" and member.add_bos is not None:
+        return load.model_copy(update={"add_bos": member.add_bos})
+    return load
+
+
 def _unit_keys(
     member: ModelSpec, probes: Sequence[Probe], options: ScanOptions, weights_hash: str
 ) -> dict[str, UnitKey]:
-    opts = unit_options_hash(options.load, options.seed)
+    load = member_load_options(options.load, member)
+    opts = unit_options_hash(load, options.seed, None if load.add_bos == "auto" else {"add_bos": load.add_bos})
     return {
         p.id: UnitKey(
             model_id=member.source,
@@ -196,7 +204,8 @@ def scan_member(
     computed: set[str] = set()
     need_counts = params_total is None or params_nonemb is None
     if len(results) < len(probes) or (need_counts and info is None):
-        with load_model(member.source, member.revision, options.load, name=member.name) as model:
+        load = member_load_options(options.load, member)
+        with load_model(member.source, member.revision, load, name=member.name) as model:
             load_s = time.perf_counter() - t0
             import torch  # only here: a scan served from the store never imports it
 
@@ -224,11 +233,10 @@ def scan_member(
                 def progress(done: int, total: int, _pid: str = probe.id) -> None:
                     events.probe_progress(member, _pid, done, total)
 
-                before = len(getattr(model, "batch_halvings", []))
-                results[probe.id] = probe.run(model, progress=progress)
+                before, tok_before = len(model.batch_halvings), model.tokenization
+                results[probe.id] = _with_tokenization(probe.run(model, progress=progress), tok_before, model)
                 computed.add(probe.id)
-                new_halvings = getattr(model, "batch_halvings", [])[before:]
-                halvings.extend(h.model_copy(update={"probe_id": probe.id}) for h in new_halvings)
+                halvings.extend(h.model_copy(update={"probe_id": probe.id}) for h in model.batch_halvings[before:])
                 seconds[probe.id] = round(time.perf_counter() - tp, 3)
                 if store is not None and is_pinned(fp):
                     store.put(keys[probe.id], results[probe.id], seconds=seconds[probe.id])
@@ -242,6 +250,7 @@ def scan_member(
             params_nonemb = info.params_nonembedding
     results = {p.id: results[p.id] for p in probes}  # scan order, whatever came from the store
     report = _member_report(family, member, params_total, params_nonemb, counted, load_s, halvings)
+    report = report.model_copy(update={"tokenization": _member_tokenization(results.values())})
     digests = [keys[p.id].digest() for p in probes] if store is not None and is_pinned(fp) else []
     served = sum(1 for p in probes if p.id in results and p.id not in computed)
     return MemberRun(report=report, results=results, seconds=seconds, unit_digests=digests, served=served)
@@ -308,7 +317,10 @@ def product_key(family: Family, probes: Sequence[Probe], options: ScanOptions, r
         "probes": [[p.id, p.content_hash()] for p in probes],
         "seed": options.seed,
         "members": [
-            [r.report.model_dump(mode="json", exclude={"load_seconds", "probes", "batch_halvings"}), r.unit_digests]
+            [
+                r.report.model_dump(mode="json", exclude={"load_seconds", "probes", "batch_halvings", "tokenization"}),
+                r.unit_digests,
+            ]
             for r in runs
         ],
     }
@@ -327,6 +339,30 @@ def scale_order(members: Sequence[MemberReport]) -> list[int]:
         return (first, float(m.params_total or 0), float(m.train_tokens or 0.0))
 
     return sorted(range(len(members)), key=key)
+def _with_tokenization(result: ProbeResult, before: TokenizationInfo, model: ModelHandle) -> ProbeResult:
+    """The probe's result with the model's tokenization convention and this probe's pair counts, plus a note
+    when some pairs needed the boundary fallback (stored with the result, so a cached unit keeps them)."""
+    after = model.tokenization
+    n, total = after.boundary_fallbacks - before.boundary_fallbacks, after.pairs - before.pairs
+    notes = result.notes
+    if n > 0:
+        notes = [
+            *notes,
+            f"tokenization: in {n} of {total} (context, continuation) pairs the context's tokens were not a prefix "
+            "of the joint tokens; those continuations were encoded on their own",
+        ]
+    info = after.model_copy(update={"pairs": total, "boundary_fallbacks": n})
+    return result.model_copy(update={"notes": notes, "tokenization": info})
+
+
+def _member_tokenization(results: Iterable[ProbeResult]) -> TokenizationInfo | None:
+    """A member's convention with the pair counts of all its probes (None when no result records it)."""
+    infos = [r.tokenization for r in results if r.tokenization is not None]
+    if not infos:
+        return None
+    return infos[0].model_copy(
+        update={"pairs": sum(i.pairs for i in infos), "boundary_fallbacks": sum(i.boundary_fallbacks for i in infos)}
+    )
 
 
 def _finalize(probes: Sequence[Probe], runs: list[MemberRun]) -> None:
@@ -338,13 +374,10 @@ def _finalize(probes: Sequence[Probe], runs: list[MemberRun]) -> None:
     order = scale_order([r.report for r in runs])
     runs = [runs[i] for i in order]
     for probe in probes:
-        hook = getattr(probe, "finalize_family", None)
-        if hook is None:
-            continue
         ok = [r for r in runs if probe.id in r.results]
         if not ok:
             continue
-        finalized = hook([r.results[probe.id] for r in ok])
+        finalized = probe.finalize_family([r.results[probe.id] for r in ok])
         for run, res in zip(ok, finalized, strict=True):
             run.results[probe.id] = res
 
@@ -473,6 +506,7 @@ def scan_family(
         product = {
             "outcomes": [[p.model_dump(mode="json") for p in m.probes] for m in members],
             "load_seconds": [m.load_seconds for m in members],
+            "tokenization": [m.tokenization and m.tokenization.model_dump(mode="json") for m in members],
             "analysis": analysis.model_dump(mode="json"),
             "sidecar": sidecar.decode(),
             "replicates": base64.b64encode(rep_bytes).decode(),
@@ -528,11 +562,16 @@ def _from_product(
         sidecar = str(product["sidecar"]).encode()
         rep_bytes = base64.b64decode(str(product["replicates"]), validate=True)
         loads = [float(x) for x in product.get("load_seconds", [0.0] * len(runs))]
+        tokenization = product.get("tokenization") or [None] * len(runs)
         members = [  # the seconds are those of the original computation, not this run's (nothing was computed)
             run.report.model_copy(
-                update={"probes": [ProbeOutcome.model_validate(o) for o in outcomes], "load_seconds": load}
+                update={
+                    "probes": [ProbeOutcome.model_validate(o) for o in outcomes],
+                    "load_seconds": load,
+                    "tokenization": None if tok is None else TokenizationInfo.model_validate(tok),
+                }
             )
-            for run, outcomes, load in zip(runs, product["outcomes"], loads, strict=True)
+            for run, outcomes, load, tok in zip(runs, product["outcomes"], loads, tokenization, strict=True)
         ]
     except (KeyError, TypeError, ValueError, ValidationError, binascii.Error):
         return None

@@ -12,13 +12,13 @@ from tiny import build_tiny_model  # tests/ is on sys.path (pytest rootdir-less 
 from transformers import AutoModelForCausalLM
 
 from riskaudit.models import LoadOptions, load_model
-from riskaudit.models.hf import (
+from riskaudit.models.autobatch import (
     AUTO_BATCH_CAP,
-    HFModel,
-    _activation_bytes_per_token,
-    _cpu_auto_batch_size,
-    _floor_pow2,
+    activation_bytes_per_token,
+    cpu_auto_batch_size,
+    floor_pow2,
 )
+from riskaudit.models.hf import HFModel
 
 TOL = 1e-5
 
@@ -169,38 +169,38 @@ def test_token_stats_batch_size_independent(model_dir: Path, m1: HFModel) -> Non
 # ------------------------------------------------------------------------------------ automatic batch size
 
 
-def test_floor_pow2() -> None:
-    assert [_floor_pow2(n) for n in (0, 1, 2, 3, 4, 255, 256, 257)] == [1, 1, 2, 2, 4, 128, 256, 256]
+def testfloor_pow2() -> None:
+    assert [floor_pow2(n) for n in (0, 1, 2, 3, 4, 255, 256, 257)] == [1, 1, 2, 2, 4, 128, 256, 256]
 
 
 def test_cpu_auto_batch_size_estimate() -> None:
-    per_tok = _activation_bytes_per_token(hidden=4, layers=2, vocab=10)
+    per_tok = activation_bytes_per_token(hidden=4, layers=2, vocab=10)
     assert per_tok == (4 * 2 * 16 + 2 * 10) * 4 == 592
     # budget = available × fraction; per sequence = len × per_tok
     kw = {"hidden": 4, "layers": 2, "vocab": 10, "fraction": 1.0}
-    assert _cpu_auto_batch_size(10, available_bytes=592 * 10 * 8, **kw) == 8  # exactly 8 fit
-    assert _cpu_auto_batch_size(10, available_bytes=592 * 10 * 8 - 1, **kw) == 4  # 7.99 → 4
-    assert _cpu_auto_batch_size(10, available_bytes=592 * 10 * 13, **kw) == 8  # 13 → largest power of 2
-    assert _cpu_auto_batch_size(10, available_bytes=1, **kw) == 1  # never below 1
-    assert _cpu_auto_batch_size(1, available_bytes=10**15, **kw) == AUTO_BATCH_CAP  # capped
-    assert _cpu_auto_batch_size(1, available_bytes=10**15, cap=100, **kw) == 64
-    assert _cpu_auto_batch_size(20, available_bytes=592 * 10 * 8, **kw) == 4  # twice as long → half
+    assert cpu_auto_batch_size(10, available_bytes=592 * 10 * 8, **kw) == 8  # exactly 8 fit
+    assert cpu_auto_batch_size(10, available_bytes=592 * 10 * 8 - 1, **kw) == 4  # 7.99 → 4
+    assert cpu_auto_batch_size(10, available_bytes=592 * 10 * 13, **kw) == 8  # 13 → largest power of 2
+    assert cpu_auto_batch_size(10, available_bytes=1, **kw) == 1  # never below 1
+    assert cpu_auto_batch_size(1, available_bytes=10**15, **kw) == AUTO_BATCH_CAP  # capped
+    assert cpu_auto_batch_size(1, available_bytes=10**15, cap=100, **kw) == 64
+    assert cpu_auto_batch_size(20, available_bytes=592 * 10 * 8, **kw) == 4  # twice as long → half
     kw_quarter = {**kw, "fraction": 0.25}
-    assert _cpu_auto_batch_size(10, available_bytes=592 * 10 * 32, **kw_quarter) == 8
+    assert cpu_auto_batch_size(10, available_bytes=592 * 10 * 32, **kw_quarter) == 8
 
 
 def test_auto_batch_size_found_once_and_remembered(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import riskaudit.models.hf as hf
+    import riskaudit.models.autobatch as autobatch
 
     calls: list[int] = []
 
     def fake_ram() -> int:
         calls.append(1)
-        per_seq = 64 * _activation_bytes_per_token(hidden=32, layers=2, vocab=m.vocab_size)
-        return int(per_seq * 16 / hf._CPU_MEMORY_FRACTION)  # 16 sequences of 64 tokens fit
+        per_seq = 64 * activation_bytes_per_token(hidden=32, layers=2, vocab=m.vocab_size)
+        return int(per_seq * 16 / autobatch.CPU_MEMORY_FRACTION)  # 16 sequences of 64 tokens fit
 
     with _load(model_dir, 0) as m:
-        monkeypatch.setattr(hf, "_available_ram_bytes", fake_ram)
+        monkeypatch.setattr(autobatch, "available_ram_bytes", fake_ram)
         assert m.batch_size is None
         assert m.batch_size_for(64) == 16
         assert m.batch_size == 16

@@ -23,7 +23,8 @@ from tiny import build_tiny_model
 
 from riskaudit.errors import ModelLoadError
 from riskaudit.models import LoadOptions, load_model
-from riskaudit.models.hf import HFModel, OutOfMemory, _is_oom
+from riskaudit.models.hf import HFModel, OutOfMemory
+from riskaudit.models.oom import is_oom
 from riskaudit.report import read_report
 
 CUDA_OOM = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.11 GiB total capacity)"
@@ -60,12 +61,12 @@ def _sequences(n: int) -> tuple[list[list[int]], list[int]]:
 
 
 def test_allocation_failures_are_recognised() -> None:
-    assert _is_oom(torch.OutOfMemoryError(CUDA_OOM))
-    assert _is_oom(MemoryError())
-    assert _is_oom(RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory"))
-    assert _is_oom(RuntimeError("could not create a primitive"))  # oneDNN, when its scratch memory fails
-    assert not _is_oom(RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x6)"))
-    assert not _is_oom(ValueError("out of memory"))  # only the allocator's exception types
+    assert is_oom(torch.OutOfMemoryError(CUDA_OOM))
+    assert is_oom(MemoryError())
+    assert is_oom(RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory"))
+    assert is_oom(RuntimeError("could not create a primitive"))  # oneDNN, when its scratch memory fails
+    assert not is_oom(RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x6)"))
+    assert not is_oom(ValueError("out of memory"))  # only the allocator's exception types
 
 
 def test_token_stats_halves_the_batch_and_gives_the_same_results(model_dir: Path, model: HFModel) -> None:

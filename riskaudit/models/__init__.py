@@ -8,12 +8,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from riskaudit.models.base import (
+    ADD_BOS_CHOICES,
     DTYPES,
+    AddBos,
     BatchHalving,
     LoadOptions,
     LoglikelihoodResult,
     ModelHandle,
     ParamCounts,
+    TokenizationInfo,
     TokenStats,
 )
 
@@ -21,19 +24,22 @@ if TYPE_CHECKING:
     from riskaudit.models.hf import HFModel
 
 __all__ = [
+    "ADD_BOS_CHOICES",
     "DTYPES",
+    "AddBos",
     "BatchHalving",
     "LoadOptions",
     "LoglikelihoodResult",
     "ModelHandle",
     "ParamCounts",
     "TokenStats",
+    "TokenizationInfo",
     "load_model",
 ]
 
 
 def load_model(source: str, revision: str | None, options: LoadOptions, name: str | None = None) -> HFModel:
-    """Load a causal LM + tokenizer (hub id or local dir); see :func:`riskaudit.models.hf.load_model`."""
-    from riskaudit.models.hf import load_model as _load
+    """Load a causal LM + tokenizer (hub id or local dir); see :func:`riskaudit.models.loading.load_model`."""
+    from riskaudit.models.loading import load_model as _load
 
     return _load(source, revision, options, name)

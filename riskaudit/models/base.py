@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
 DTYPES = ("float32", "float16", "bfloat16")
+AddBos = Literal["auto", "yes", "no"]
+ADD_BOS_CHOICES: tuple[AddBos, ...] = ("auto", "yes", "no")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,18 @@ class BatchHalving(BaseModel):
     error: str  # the allocator's message, one line
 
 
+class TokenizationInfo(BaseModel):
+    """A model's tokenization convention, decided once when it is loaded, and the pairs it met (recorded per
+    member in the report): whether every model input starts with the BOS token, and why."""
+
+    add_bos: bool  # every model input (scored, decoded or sampled) starts with the BOS token
+    bos_token_id: int | None = None  # the BOS token added (None when add_bos is false)
+    requested: AddBos = "auto"  # --add-bos / the family TOML's add_bos
+    rule: str = ""  # why add_bos is what it is
+    pairs: int = 0  # (context, continuation) pairs encoded
+    boundary_fallbacks: int = 0  # pairs whose context tokens were not a prefix of the joint tokens
+
+
 class LoadOptions(BaseModel):
     dtype: str = "float32"  # float32 | float16 | bfloat16
     device: str = "cpu"  # cpu | cuda | cuda:N | mps | auto
@@ -70,12 +84,48 @@ class LoadOptions(BaseModel):
     allow_pickle: bool = False  # load .bin/.pt pickled weights (unsafe: runs code on load)
     trust_remote_code: bool = False  # run the model repository's own Python code
     max_length: int | None = None  # default: the model's context length
+    add_bos: AddBos = "auto"  # auto: as the tokenizer's own configuration says (see riskaudit.models.tokenization)
 
 
 class ModelHandle(Protocol):
-    """A loaded model. All batched methods are order-preserving and independent of batch size."""
+    """A loaded model. All batched methods are order-preserving and independent of batch size.
+
+    One tokenization convention per model (``tokenization``): :meth:`encode` gives text tokens without
+    special tokens, and every method that runs the model (``loglikelihood``, ``token_stats``, ``greedy``,
+    ``sample``) puts the BOS token in front of its input when ``add_bos`` is true.
+    """
 
     name: str
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the output embedding (the logits' width)."""
+        ...
+
+    @property
+    def max_length(self) -> int:
+        """Longest model input in tokens (BOS included)."""
+        ...
+
+    @property
+    def add_bos(self) -> bool:
+        """Every model input starts with the BOS token."""
+        ...
+
+    @property
+    def prefix_token_id(self) -> int:
+        """The token an empty input conditions on (BOS when ``add_bos``, else BOS, else EOS)."""
+        ...
+
+    @property
+    def tokenization(self) -> TokenizationInfo:
+        """The convention and the (context, continuation) pairs met so far (boundary fallbacks)."""
+        ...
+
+    @property
+    def batch_halvings(self) -> list[BatchHalving]:
+        """Out-of-memory retries with half the batch so far."""
+        ...
 
     def encode(self, text: str) -> list[int]: ...
 
@@ -83,7 +133,9 @@ class ModelHandle(Protocol):
 
     def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[LoglikelihoodResult]: ...
 
-    def token_stats(self, sequences: Sequence[Sequence[int]], prefix_lens: Sequence[int]) -> list[TokenStats]: ...
+    def token_stats(self, sequences: Sequence[Sequence[int]], prefix_lens: Sequence[int]) -> list[TokenStats]:
+        """Teacher-forced statistics of every token at position >= prefix_len of text-token sequences."""
+        ...
 
     def greedy(self, prefixes: Sequence[Sequence[int]], n_new: int) -> list[list[int]]: ...
 

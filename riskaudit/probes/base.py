@@ -7,7 +7,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from riskaudit.models.base import ModelHandle
+from riskaudit.models.base import ModelHandle, TokenizationInfo
 
 Direction = Literal["higher_is_riskier", "lower_is_riskier", "two_sided"]
 MetricKind = Literal["discrete", "continuous"]
@@ -44,6 +44,7 @@ class ProbeResult(BaseModel):
     metrics: list[MetricResult]
     records: list[ItemRecord]
     notes: list[str] = []
+    tokenization: TokenizationInfo | None = None  # the model's convention and this probe's pairs (set by the scan)
     # Bootstrap replicates per metric name (length = n_resamples), computed from a resample-index matrix
     # that depends only on (seed, n_items): the same items are resampled for every member of a family,
     # so replicates are PAIRED across members (used by the scaling analysis). Not serialized.
@@ -56,3 +57,8 @@ class Probe(Protocol):
     def content_hash(self) -> str: ...
 
     def run(self, model: ModelHandle, progress: ProgressFn | None = None) -> ProbeResult: ...
+
+    def finalize_family(self, results: list[ProbeResult]) -> list[ProbeResult]:
+        """Family-level metrics from this probe's raw results on every member where it ran (scan order,
+        smallest member first); one result per input, in order. A probe without any returns ``results``."""
+        ...

@@ -100,6 +100,10 @@ class OccupationProbeBase(Generic[SpecT]):
         spec = load_spec(cls.spec_type, path or cls.default_spec_path())
         return cls.from_spec(cast(SpecT, spec), table)
 
+    def finalize_family(self, results: list[ProbeResult]) -> list[ProbeResult]:
+        """No family-level metrics: each member's result stands as it is."""
+        return results
+
     def content_hash(self) -> str:
         """sha256 of the canonical JSON of the spec plus the scored occupations and their % female."""
         payload = {

@@ -390,16 +390,18 @@ class MemorizationProbe:
         """Score every item in one teacher-forced pass, generate greedily once, reduce to metrics."""
         cfg = self.config
         notes: list[str] = list(self.data.notes)
-        bos = getattr(model, "prefix_token_id", None) if cfg.document_boundary else None
-        ctx: list[int] = [int(bos)] if bos is not None else []
-        items = self._prepare(model, len(ctx), notes)
+        # a model whose convention adds BOS gets it in front of every input (the document boundary); else the
+        # boundary is the prefix token (BOS, else EOS) when the settings ask for one
+        ctx: list[int] = [model.prefix_token_id] if cfg.document_boundary and not model.add_bos else []
+        starts = bool(ctx) or model.add_bos  # the first token is scored (conditioned on BOS or the boundary)
+        items = self._prepare(model, len(ctx) + int(model.add_bos), notes)
 
         # one scoring job per item (all its tokens) and per exposure candidate (its suffix only)
         seqs: list[list[int]] = []
         plens: list[int] = []
         for it in items:
             seqs.append(ctx + it.ids)
-            plens.append(len(ctx) if ctx else 1)
+            plens.append(len(ctx) if starts else 1)
         cand_at: list[tuple[int, int]] = []
         for k, it in enumerate(items):
             for c in it.candidates:
@@ -430,7 +432,7 @@ class MemorizationProbe:
         )
         generated.update(zip(gen_items, outs, strict=True))
 
-        offset = 0 if ctx else 1  # logprobs[j] belongs to ids[j + offset]
+        offset = 0 if starts else 1  # logprobs[j] belongs to ids[j + offset]
         cand_lls: dict[int, list[float]] = {}
         for k, j in cand_at:
             cand_lls.setdefault(k, []).append(stats_all[j].total_logprob)
@@ -455,8 +457,7 @@ class MemorizationProbe:
             notes.append(
                 "include_text is on: the records hold training text, canary secrets and generated text in clear"
             )
-        vocab = getattr(model, "vocab_size", None)
-        collector = compute_metrics(records, cfg, vocab_size=int(vocab) if vocab else None)
+        collector = compute_metrics(records, cfg, vocab_size=model.vocab_size)
         return ProbeResult(
             probe_id=self.id,
             probe_hash=self.content_hash(),
@@ -470,15 +471,15 @@ class MemorizationProbe:
         """Tokenize and select the items: canaries, then training documents, then held-out documents."""
         cfg = self.config
         k, m = cfg.prefix_len, cfg.suffix_len
-        max_len = getattr(model, "max_length", None)
-        room = int(max_len) - n_ctx if max_len else None
+        max_len = model.max_length
+        room: int | None = max_len - n_ctx
         if room is not None and k + m > room:
             raise ProbeError(
                 f"probe {self.id}: prefix + suffix = {k + m} tokens do not fit model {model.name!r} "
                 f"(context {max_len}); lower --prefix-len / --suffix-len"
             )
         window = max(k + m, min(cfg.max_tokens, room) if room is not None else cfg.max_tokens)
-        vocab = getattr(model, "vocab_size", None)
+        vocab: int | None = model.vocab_size
         items: list[_Item] = []
         with_exposure = exposure_selection(self.data.canaries, cfg.max_canaries_per_dup)
         n_unsupported = 0

@@ -1,0 +1,203 @@
+"""Loading a causal LM and its tokenizer from a hub id or a local directory.
+
+Safe by default (safetensors only, no repository code; see :mod:`riskaudit.models.checks`); the hub is tried
+only when the model is not in the local cache; every failure is one :class:`~riskaudit.errors.ModelLoadError`
+line with a fix (see :mod:`riskaudit.models.load_errors`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from riskaudit.errors import ModelLoadError
+from riskaudit.models.base import DTYPES, LoadOptions
+from riskaudit.models.checks import check_local_dir
+from riskaudit.models.hf import HFModel
+from riskaudit.models.hub import env_offline, hub_reachable
+from riskaudit.models.load_errors import StageError, explain, is_not_cached, one_line
+
+TORCH_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+def load_model(source: str, revision: str | None, options: LoadOptions, name: str | None = None) -> HFModel:
+    """Load a causal LM and its tokenizer from a hub id or a local directory.
+
+    ``revision`` (branch, tag, commit) applies to hub ids; a local directory is loaded as it is.
+    Raises :class:`ModelLoadError` with a one-line reason and fix on any failure.
+    """
+    source = str(source)
+    path = Path(source).expanduser()
+    local = path.exists() or _looks_like_path(source)
+    label = (
+        f"cannot load model '{source}'" if local else f"cannot load model '{source}' (revision {revision or 'main'})"
+    )
+    if options.dtype not in TORCH_DTYPES:
+        raise ModelLoadError(f"{label}: unknown dtype {options.dtype!r}; use one of {', '.join(DTYPES)}")
+    if options.batch_size is not None and options.batch_size < 0:
+        raise ModelLoadError(f"{label}: batch size must be at least 1, or 0 for automatic (got {options.batch_size})")
+    if options.max_length is not None and options.max_length < 2:
+        raise ModelLoadError(f"{label}: max length must be at least 2 (got {options.max_length})")
+    device = _resolve_device(options.device, label)
+    display = name or (source if local or not revision else f"{source}@{revision}")
+
+    if local:
+        check_local_dir(path, options, label)
+        with _quiet_progress():
+            model, tokenizer = _load_classified(str(path), None, options, label, local_only=True, is_local=True)
+    else:
+        model, tokenizer = _load_hub(source, revision, options, label)
+
+    try:
+        model.to(device)
+    except (RuntimeError, ValueError, AssertionError) as exc:
+        raise ModelLoadError(f"{label}: cannot move it to device {device}: {one_line(exc)}") from None
+    model.eval()
+    handle = HFModel(model, tokenizer, name=display, options=options, device=device)
+    handle.check_tokenizer(label)
+    return handle
+
+
+def _looks_like_path(source: str) -> bool:
+    """A source that is clearly meant as a filesystem path (hub ids are 'org/name' or 'name')."""
+    return (
+        source.startswith(("/", "./", "../", "~", ".\\", "..\\"))
+        or source in (".", "..")
+        or "\\" in source
+        or source.count("/") > 1
+        or source.endswith("/")
+        or bool(re.match(r"^[A-Za-z]:[\\/]", source))
+    )
+
+
+def _resolve_device(spec: str, label: str) -> torch.device:
+    s = spec.strip().lower()
+    if s == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(s)
+    except (RuntimeError, ValueError):
+        raise ModelLoadError(f"{label}: unknown device {spec!r}; use cpu, cuda, cuda:N, mps or auto") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"{label}: device {spec!r} requested but CUDA is not available; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ModelLoadError(
+                f"{label}: device {spec!r} does not exist ({torch.cuda.device_count()} CUDA device(s) visible)"
+            )
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ModelLoadError(f"{label}: device 'mps' requested but MPS is not available; use --device cpu")
+    elif dev.type != "cpu":
+        raise ModelLoadError(f"{label}: unsupported device {spec!r}; use cpu, cuda, cuda:N, mps or auto")
+    return dev
+
+
+def _load_hub(source: str, revision: str | None, options: LoadOptions, label: str) -> tuple[Any, Any]:
+    """Cache first (fast, no network); then the network unless offline mode is set."""
+    try:
+        with _quiet_progress():
+            return _load_parts(source, revision, options, local_only=True)
+    except StageError as err:
+        if not is_not_cached(err.cause):
+            raise ModelLoadError(f"{label}: {explain(err, options, revision, is_local=False)}") from None
+    if env_offline():
+        raise ModelLoadError(
+            f"{label}: it is not in the local HF cache and HF_HUB_OFFLINE is set (no network access to the "
+            "Hugging Face Hub); provide it with hub access, a pre-filled HF cache (HF_HOME), "
+            "or a local path in a family TOML"
+        )
+    if not hub_reachable():
+        raise ModelLoadError(
+            f"{label}: no network access to the Hugging Face Hub and it is not in the local HF cache; "
+            "provide it with hub access, a pre-filled HF cache (HF_HOME), or a local path in a family TOML"
+        )
+    with _env_default("DISABLE_SAFETENSORS_CONVERSION", "1"):  # never ask the hub to convert .bin files
+        return _load_classified(source, revision, options, label, local_only=False, is_local=False)
+
+
+def _load_classified(
+    source: str, revision: str | None, options: LoadOptions, label: str, *, local_only: bool, is_local: bool
+) -> tuple[Any, Any]:
+    try:
+        return _load_parts(source, revision, options, local_only=local_only)
+    except StageError as err:
+        raise ModelLoadError(f"{label}: {explain(err, options, revision, is_local=is_local)}") from None
+
+
+def _load_parts(source: str, revision: str | None, options: LoadOptions, *, local_only: bool) -> tuple[Any, Any]:
+    """Load config, tokenizer and weights; any failure is wrapped in a :class:`StageError`."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    common: dict[str, Any] = {
+        "revision": revision,
+        "trust_remote_code": options.trust_remote_code,
+        "local_files_only": local_only,
+    }
+    try:
+        config = AutoConfig.from_pretrained(source, **common)
+    except Exception as exc:
+        raise StageError("config", exc) from exc
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+    except Exception as exc:
+        raise StageError("tokenizer", exc) from exc
+    try:
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
+            source,
+            config=config,
+            dtype=TORCH_DTYPES[options.dtype],
+            use_safetensors=None if options.allow_pickle else True,
+            output_loading_info=True,
+            **common,
+        )
+    except Exception as exc:
+        raise StageError("model", exc) from exc
+    model, info = loaded
+    missing = list(info.get("missing_keys") or []) if isinstance(info, dict) else []
+    if missing:
+        shown = ", ".join(sorted(missing)[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise StageError("weights", ValueError(f"weights missing from the checkpoint: {shown}{more}"))
+    return model, tokenizer
+
+
+@contextlib.contextmanager
+def _quiet_progress() -> Iterator[None]:
+    """Hide transformers' progress bars while loading local files (core code never prints)."""
+    from transformers.utils import logging as _logging
+
+    hf_logging: Any = _logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def _env_default(key: str, value: str) -> Iterator[None]:
+    had = key in os.environ
+    os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        if not had:
+            os.environ.pop(key, None)
