@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from riskaudit.errors import RiskauditError
+from riskaudit.megatron import MegatronError, MegatronSource, read_first_sequences, shard_order
 from riskaudit.probes.canaries import PlantedCanary, canaries_fingerprint, load_canaries
 from riskaudit.resources import demo_dir
 from riskaudit.training_data import DEMO_DATASET, TrainingData
@@ -119,6 +120,7 @@ class MemorizationData:
     fingerprint: str = ""  # sha256 identifying the data (for the probe's content hash)
     notes: tuple[str, ...] = ()
     is_demo: bool = False
+    packed: bool = False  # sequences cut from a packed token stream: scored without a boundary token first
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -220,7 +222,12 @@ def load_training_data(
         order_column=decl.order_column,
         sampling=decl.sampling,
     )
-    data = load_memorization_data(options, seed=seed, limit=n_first if first else limit)
+    if decl.layout == "megatron":
+        if not first:
+            raise DataError(f"training data {decl.dataset!r}: the megatron layout is read in training order only")
+        data = load_megatron_data(decl.dataset, n_first, revision=decl.revision)
+    else:
+        data = load_memorization_data(options, seed=seed, limit=n_first if first else limit)
     notes = [*data.notes, "training data declared by the family: " + decl.sampling_note(len(data.documents))]
     if decl.reference:
         notes.append(f"training data reference: {decl.reference}")
@@ -233,10 +240,73 @@ def load_training_data(
             (data.fingerprint + (canaries_fingerprint(canaries) if canaries else "")).encode()
         ).hexdigest(),
         notes=tuple(notes),
+        packed=decl.packed or data.packed,
     )
 
 
 # ------------------------------------------------------------------------------------------- --data
+
+
+def _megatron_local(source: str) -> MegatronSource | None:
+    """A local directory (or ``…/document`` stem) holding a Megatron index and its token file(s)."""
+    p = Path(source).expanduser()
+    stem = "document"
+    if not p.is_dir() and p.with_suffix(".idx").is_file():
+        p, stem = p.parent, p.name
+    idx = p / f"{stem}.idx"
+    if not p.is_dir() or not idx.is_file():
+        return None
+    names = sorted(str(f) for f in p.iterdir() if f.suffix == ".bin")
+    shards = shard_order(names, stem)
+    if not shards:
+        raise DataError(f"data {source!r} has {idx.name} but no {stem}.bin or {stem}-00000-of-000NN.bin shards")
+    return MegatronSource(str(idx), tuple(shards), lambda f: open(f, "rb"), lambda f: Path(f).stat().st_size)
+
+
+def _megatron_hub(repo: str, revision: str | None) -> MegatronSource:
+    """A hub data set in the Megatron layout, read by byte ranges (nothing is downloaded whole)."""
+    from huggingface_hub import HfFileSystem
+
+    from riskaudit.models.hf import _env_offline, _hub_reachable
+
+    if _env_offline() or not _hub_reachable():
+        raise DataError(f"cannot load dataset {repo!r}: no network access to the Hugging Face Hub")
+    fs = HfFileSystem()
+    root = f"datasets/{repo}" + (f"@{revision}" if revision else "")
+    try:
+        names = [str(x) for x in fs.ls(root, detail=False)]
+    except Exception as exc:
+        raise DataError(f"cannot load dataset {repo!r}: {_one_line(exc)}") from None
+    shards = shard_order(names)
+    if f"{root}/document.idx" not in names or not shards:
+        raise DataError(f"cannot load dataset {repo!r}: no document.idx and document*.bin (Megatron layout)")
+    return MegatronSource(f"{root}/document.idx", tuple(shards), lambda f: fs.open(f, "rb"), lambda f: int(fs.size(f)))
+
+
+def load_megatron_data(source: str, n: int, revision: str | None = None) -> MemorizationData:
+    """The first ``n`` training sequences of a Megatron-layout data set (local directory or hub id), token
+    ids as stored, each document's index its training position."""
+    src = _megatron_local(source) or _megatron_hub(source, revision)
+    try:
+        seqs, count = read_first_sequences(src, n)
+    except MegatronError as exc:
+        raise DataError(str(exc)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read data {source!r}: {_one_line(exc)}") from None
+    docs = tuple(Document(index=i, ids=tuple(s), member=True) for i, s in enumerate(seqs))
+    h = hashlib.sha256(json.dumps([source, revision, count]).encode())
+    for d in docs:
+        h.update(d.sha256().encode())
+    return MemorizationData(
+        name=source,
+        documents=docs,
+        fingerprint=h.hexdigest(),
+        notes=(
+            f"data {source}: Megatron indexed data set of {count} sequences; the first {len(docs)} read, token ids "
+            "as stored, scored from their first token (packed sequences: no boundary token before them)",
+        ),
+        packed=True,
+    )
 
 
 def _local_files(source: str) -> list[Path] | None:
@@ -422,6 +492,8 @@ def load_memorization_data(options: DataOptions, seed: int = 0, limit: int | Non
     Members are the rows labelled members (every row when there is no label column); non-members the rows
     labelled non-members. ``limit`` caps how many of each group are read (in sample order).
     """
+    if _megatron_local(options.source) is not None:
+        return load_megatron_data(options.source, limit or 1000, options.revision)
     ds, fingerprint = _open_dataset(options, limit if options.sampling == "first" else None)
     n_rows = len(ds)
     if n_rows == 0:

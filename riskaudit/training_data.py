@@ -36,6 +36,8 @@ class TrainingData(BaseModel):
     label_column: str | None = None  # member / non-member labels, when the data holds held-out rows too
     batch_size: int | None = Field(default=None, ge=1)  # sequences per optimizer step
     sampling: Literal["first", "uniform"] = "first"
+    layout: Literal["rows", "megatron"] = "rows"  # rows: a datasets table; megatron: GPT-NeoX document.idx/.bin
+    packed: bool = False  # sequences are cut from a packed token stream: no document-boundary token before them
     canaries: str | None = None  # canary JSONL file planted in this data
     reference: str = ""  # where the declaration comes from
 
@@ -53,24 +55,25 @@ class TrainingData(BaseModel):
 
 
 # Pythia's pre-tokenized, pre-shuffled training data (Biderman et al. 2023; github.com/EleutherAI/pythia,
-# "Exploring the dataset"): EleutherAI/pile-{standard,deduped}-pythia-preshuffled hold it in GPT-NeoX's
-# Megatron format (document.bin / document.idx, 2049-token sequences; step s trains on sequences
-# s·1024 … s·1024 + 1023, as utils/batch_viewer.py reads them). pietrolesci/pile-deduped-pythia-preshuffled
-# is the deduplicated one as parquet: uid (training position), batch_idx, token_ids (2049 ids per row).
-PYTHIA_DEDUPED_DATA = TrainingData(
-    dataset="pietrolesci/pile-deduped-pythia-preshuffled",
-    config="default",
-    column="token_ids",
-    order_column="uid",
-    batch_size=1024,
-    reference="EleutherAI/pile-deduped-pythia-preshuffled as parquet (uid, batch_idx, token_ids); Biderman et al. 2023",
+# "Exploring the dataset"): EleutherAI/pile-{standard,deduped}-pythia-preshuffled, GPT-NeoX's Megatron format
+# (document.idx and document-000NN-of-00020.bin byte shards); item i is the i-th 2049-token training sequence
+# and step s trains on items s·1024 … s·1024 + 1023 (utils/batch_viewer.py). The memorization evals score
+# the first 32 + 32 tokens of each sequence.
+_PYTHIA_REFERENCE = (
+    "{repo}: Megatron document.idx + document-*-of-00020.bin, item i = training sequence i (2049 tokens), "
+    "1024 per step (github.com/EleutherAI/pythia utils/batch_viewer.py; Biderman et al. 2023)"
 )
 PYTHIA_STANDARD_DATA = TrainingData(
     dataset="EleutherAI/pile-standard-pythia-preshuffled",
-    column="token_ids",
-    order_column="uid",
+    layout="megatron",
+    packed=True,
     batch_size=1024,
-    reference="github.com/EleutherAI/pythia (Exploring the dataset; utils/batch_viewer.py); Biderman et al. 2023. "
-    "Published in Megatron format: convert it to parquet with columns uid and token_ids (one 2049-token "
-    "sequence per row, uid = training position) and pass it with --data",
+    reference=_PYTHIA_REFERENCE.format(repo="EleutherAI/pile-standard-pythia-preshuffled"),
+)
+PYTHIA_DEDUPED_DATA = TrainingData(
+    dataset="EleutherAI/pile-deduped-pythia-preshuffled",
+    layout="megatron",
+    packed=True,
+    batch_size=1024,
+    reference=_PYTHIA_REFERENCE.format(repo="EleutherAI/pile-deduped-pythia-preshuffled"),
 )

@@ -189,10 +189,16 @@ class MemorizationProbe:
             try:
                 mdata = load_training_data(decl, seed=spec.settings.seed, n_documents=cfg.n_documents, limit=limit)
             except DataError as exc:
+                reason = str(exc).split(": ", 1)[-1].split("; use local", 1)[0]
+                how = (
+                    "download its document.idx and document-*.bin shards into a directory and pass it with --data DIR"
+                    if decl.layout == "megatron"
+                    else "provide it as a pre-filled Hugging Face datasets cache (HF_HOME or HF_DATASETS_CACHE, with "
+                    "HF_HUB_OFFLINE=1) or as local files with --data"
+                )
                 raise DataError(
-                    f"{exc} (training data of family {inputs.family!r}, needed to audit model {inputs.model!r}); "
-                    "provide it as a pre-filled Hugging Face datasets cache (HF_HOME or HF_DATASETS_CACHE, with "
-                    "HF_HUB_OFFLINE=1), or as local files with --data, or skip memorization with --no-memorization"
+                    f"cannot load training data {decl.dataset!r} of family {inputs.family!r} to audit model "
+                    f"{inputs.model!r}: {reason}; {how}, or skip memorization with --no-memorization"
                 ) from None
         else:
             mdata = MemorizationData(name="canaries", documents=())
@@ -228,7 +234,8 @@ class MemorizationProbe:
         """Score every item in one teacher-forced pass, generate greedily once, reduce to metrics."""
         cfg = self.config
         notes: list[str] = list(self.data.notes)
-        bos = getattr(model, "prefix_token_id", None) if cfg.document_boundary else None
+        boundary = cfg.document_boundary and not self.data.packed  # packed sequences: none before them
+        bos = getattr(model, "prefix_token_id", None) if boundary else None
         ctx: list[int] = [int(bos)] if bos is not None else []
         items = self._prepare(model, len(ctx), notes)
 
