@@ -14,9 +14,16 @@ suffix token and whether it is the argmax:
   whose true token is the argmax); **longest match** (leading positions reproduced before the first error,
   as a share of m); **extraction probability** p = Π p_t and **1 − (1 − p)^n** — the chance that n
   temperature-1 samples contain the suffix ((n, p)-discoverable extraction, Hayes et al. 2024).
-* **canary exposure** (Carlini et al. 2019): :mod:`riskaudit.probes.exposure`.
+* **canary exposure** (Carlini et al. 2019): exact, skew-normal estimate and empirical, each under its own
+  name (:mod:`riskaudit.probes.exposure`); canaries and their randomness formats come from a canary file
+  (:mod:`riskaudit.probes.canaries`).
 * **membership inference** (loss, zlib ratio, Min-K% Prob, reference-model ratio; ROC-AUC and TPR at 1%
   FPR): :mod:`riskaudit.probes.membership`.
+
+What it runs on (:class:`MemorizationInputs`, :meth:`MemorizationProbe.for_inputs`): the family's declared
+training data (:mod:`riskaudit.training_data`) unless ``--data`` replaces it, plus ``--canaries``. Settings
+live in :mod:`riskaudit.probes.mem_spec`, per-item statistics in :mod:`riskaudit.probes.extraction`, the
+reduction to metrics in :mod:`riskaudit.probes.mem_metrics`.
 
 Every rate is split by duplication count when the data says how often a text was seen
 (``canary_exact_extraction[dup=32]``). Family-level metrics — the reference-model ratio (the smallest member
