@@ -543,8 +543,14 @@ def load_memorization_data(options: DataOptions, seed: int = 0, limit: int | Non
         return out
 
     members, nonmembers = read(member_rows), read(nonmember_rows)
+    sampled = (
+        "the first rows of training order" + (f" (by {options.order_column!r})" if options.order_column else "")
+        if options.sampling == "first"
+        else f"a seeded uniform sample (seed {seed})"
+    )
     notes = [
-        f"data {os.path.basename(options.source.rstrip('/')) or options.source}: {n_rows} rows, column {column!r}"
+        f"data {os.path.basename(options.source.rstrip('/')) or options.source}: {n_rows} rows, column {column!r}, "
+        f"{sampled}"
         + (f", duplication counts from {dup_col!r}" if dup_col else "")
         + (f", member labels from {label_col!r}" if label_col else "")
     ]

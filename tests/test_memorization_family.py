@@ -24,13 +24,19 @@ import yaml
 from conftest import assert_one_line_error, run_cli
 from test_memorization import WORDS, _train  # tests/ is on sys.path
 
-from riskaudit.families import load_family_toml
+from riskaudit.families import load_family, load_family_toml
 from riskaudit.megatron import write_indexed
 from riskaudit.memdata import DataOptions, demo_memorization_data
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.probes.canaries import CanaryError, CanaryLine, load_canaries, make_canary, write_canaries
 from riskaudit.probes.canary_format import FormatError, parse_format
-from riskaudit.probes.memorization import NO_DATA_NOTE, MemorizationProbe, MemorizationSpec, load_memorization_spec
+from riskaudit.probes.memorization import (
+    NO_DATA_NOTE,
+    MemorizationInputs,
+    MemorizationProbe,
+    MemorizationSpec,
+    load_memorization_spec,
+)
 from riskaudit.report import read_report
 from riskaudit.resources import demo_dir, probe_data_dir
 from riskaudit.scan import ProbeOptions, ScanOptions, build_probes, run_scan, scan_notes
@@ -231,6 +237,31 @@ def _fast_demo_spec(n_candidates: int = 16, per_dup: int | None = 1) -> Memoriza
     demo = spec.demo.model_copy(update=update)
     stats = spec.settings.model_copy(update={"bootstrap_resamples": 100})
     return spec.model_copy(update={"demo": demo, "settings": stats})
+
+
+@needs_demo
+def test_canaries_option_in_any_family(tmp_path: Path) -> None:
+    """--canaries alone audits a family with no training data; on a family that declares canaries it
+    replaces them; --exposure-candidates reaches the run settings."""
+    mine = tmp_path / "mine.jsonl"
+    write_canaries(list(load_canaries(DEMO))[:5], mine)
+    spec = load_memorization_spec()
+    only = MemorizationProbe.for_inputs(
+        spec, MemorizationInputs(family="x", canaries=str(mine), exposure_candidates=40)
+    )
+    assert only is not None and len(only.data.canaries) == 5 and not only.data.documents
+    assert only.config.n_candidates == 40
+    demo = load_family("demo")
+    replaced = MemorizationProbe.for_inputs(
+        spec, MemorizationInputs(family="demo", training_data=demo.training_data, canaries=str(mine))
+    )
+    assert replaced is not None and len(replaced.data.canaries) == 5 and replaced.data.documents
+    assert replaced.data.is_demo and any("canaries: 5 from mine.jsonl" in n for n in replaced.data.notes)
+    declared = MemorizationProbe.for_inputs(spec, MemorizationInputs(family="demo", training_data=demo.training_data))
+    assert declared is not None and len(declared.data.canaries) == 120
+    assert declared.content_hash() != replaced.content_hash()
+    off = MemorizationInputs(family="demo", training_data=demo.training_data, enabled=False)
+    assert MemorizationProbe.for_inputs(spec, off) is None
 
 
 @needs_demo
