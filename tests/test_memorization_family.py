@@ -28,6 +28,7 @@ from riskaudit.families import load_family, load_family_toml
 from riskaudit.megatron import write_indexed
 from riskaudit.memdata import DataOptions, demo_memorization_data
 from riskaudit.models import LoadOptions, load_model
+from riskaudit.probes import exposure as expo
 from riskaudit.probes.canaries import CanaryError, CanaryLine, load_canaries, make_canary, write_canaries
 from riskaudit.probes.canary_format import FormatError, parse_format
 from riskaudit.probes.memorization import (
@@ -310,6 +311,7 @@ def test_three_format_canary_file_exact_exposure_equals_rank_formula(tmp_path: P
     with load_model(str(demo_dir() / "members" / "demo-150k"), None, LoadOptions(batch_size=64)) as model:
         res = probe.run(model)
         recs = {r.item_id: r for r in res.records}
+        exact_vs_est: list[tuple[float, float]] = []
         for c in canaries[:3]:
             rec = recs[c.canary_id]
             assert rec.attrs["exposure_method"] == "exact" and rec.attrs["n_candidates"] == 999
@@ -326,7 +328,14 @@ def test_three_format_canary_file_exact_exposure_equals_rank_formula(tmp_path: P
             rank = 1 + sum(v > mine for s, v in lls.items() if s != c.secret)
             rank += 0.5 * sum(v == mine for s, v in lls.items() if s != c.secret)
             assert rec.values["exposure_exact"] == pytest.approx(math.log2(1000) - math.log2(rank), abs=1e-6)
+            others = [v for s, v in lls.items() if s != c.secret]
+            sample = random.Random(c.canary_id).sample(others, 64)
+            exact_vs_est.append((rec.values["exposure_exact"], expo.exposure_skewnorm(mine, sample, 1000)))
         assert recs["tail-digits-k256-0"].values["exposure_exact"] == pytest.approx(math.log2(1000))
+        # the same model, where both can be computed: the skew-normal estimate from 64 of the 999 candidates
+        # against the exact exposure, on average over the three canaries
+        exact_mean = sum(e for e, _ in exact_vs_est) / 3
+        assert abs(sum(x for _, x in exact_vs_est) / 3 - exact_mean) < 1.0, exact_vs_est
         for c in canaries[3:]:
             rec = recs[c.canary_id]
             assert rec.attrs["exposure_method"] == "skewnorm" and rec.attrs["n_candidates"] == 24
