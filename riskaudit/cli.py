@@ -171,7 +171,7 @@ def scan(
         str | None,
         typer.Option(
             help="Memorization data: a hub dataset id or local jsonl / parquet / csv "
-            "/ text files (the demo family uses its own shipped data)."
+            "/ text files (default: the family's declared training data, e.g. pythia's, the demo's)."
         ),
     ] = None,
     data_config: Annotated[str | None, typer.Option(help="Hub dataset configuration.")] = None,
@@ -186,6 +186,23 @@ def scan(
         int | None, typer.Option(min=1, help="Extraction prefix tokens (default 32; Biderman et al. 2023).")
     ] = None,
     suffix_len: Annotated[int | None, typer.Option(min=1, help="Extraction suffix tokens (default 32).")] = None,
+    canaries: Annotated[
+        Path | None,
+        typer.Option(
+            "--canaries",
+            help="Your canaries (JSONL: id, prefix, secret, duplicates, format such as ' {digits:10}'); "
+            "replaces the family's own. See docs/memorization.md.",
+        ),
+    ] = None,
+    exposure_candidates: Annotated[
+        int | None,
+        typer.Option(
+            "--exposure-candidates", min=3, help="Candidates sampled per canary for the skew-normal exposure estimate."
+        ),
+    ] = None,
+    no_memorization: Annotated[
+        bool, typer.Option("--no-memorization", help="Skip the memorization suite (no training data is loaded).")
+    ] = False,
     probe_dir: ProbeDirOption = None,
     include_text: Annotated[
         bool,
@@ -229,7 +246,7 @@ def scan(
     from riskaudit.probe_subset import limit_probe, select_probes
     from riskaudit.render import LineProgress, ScanProgress
     from riskaudit.report import write_report
-    from riskaudit.scan import ProbeOptions, ScanOptions, UnitCounter, build_probes, scan_family
+    from riskaudit.scan import ProbeOptions, ScanOptions, UnitCounter, build_probes, scan_family, scan_notes
     from riskaudit.store import ResultStore, store_path
 
     if dtype not in DTYPES:
@@ -269,17 +286,21 @@ def scan(
             label_column=data_label_column,
             revision=data_revision,
         )
-    probes = build_probes(
-        fam.name,
-        ProbeOptions(
-            occupations=options.occupations,
-            probe_dirs=[str(d) for d in probe_dir or []],
-            data=data_options,
-            prefix_len=prefix_len,
-            suffix_len=suffix_len,
-            include_text=include_text,
-        ),
+    probe_options = ProbeOptions(
+        occupations=options.occupations,
+        probe_dirs=[str(d) for d in probe_dir or []],
+        data=data_options,
+        prefix_len=prefix_len,
+        suffix_len=suffix_len,
+        include_text=include_text,
+        canaries=None if canaries is None else str(canaries),
+        exposure_candidates=exposure_candidates,
+        memorization=not no_memorization,
     )
+    probes = build_probes(fam, probe_options)
+    options = options.model_copy(update={"notes": scan_notes(probes, probe_options)})
+    for note in options.notes:
+        err_console.print(f"note: {note}", markup=False, highlight=False)
     if probe_ids is not None:
         probes = select_probes(probes, probe_ids.split(","))
     if limit is not None:
@@ -672,7 +693,6 @@ def probes_validate(
     probe_dir: ProbeDirOption = None,
 ) -> None:
     """Validate probe files; a malformed file ends in one line naming the file, the field and the problem."""
-    from riskaudit.probes.memorization import load_memorization_spec
     from riskaudit.probes.registry import ProbeInfo, list_probe_files, validate_probe_file
 
     infos: list[ProbeInfo]
@@ -687,9 +707,7 @@ def probes_validate(
         infos = [validate_probe_file(path)]
     for info in infos:
         if not info.handled:
-            if info.kind != "memorization":
-                raise RiskauditError(f"{info.path}: kind: unknown probe kind {info.kind!r}")
-            load_memorization_spec(info.path)
+            raise RiskauditError(f"{info.path}: kind: unknown probe kind {info.kind!r}")
         out_console.print(f"ok  {info.id} ({info.kind})  {info.path}", markup=False, highlight=False)
 
 

@@ -72,6 +72,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from riskaudit import resources
 from riskaudit.errors import FamilyError
 from riskaudit.models.base import AddBos
+from riskaudit.training_data import DEMO_DATASET, PYTHIA_DEDUPED_DATA, PYTHIA_STANDARD_DATA, TrainingData
 
 __all__ = [
     "BUILTIN_FAMILY_NAMES",
@@ -114,6 +115,7 @@ _TABLE_FAMILIES: dict[str, str] = {
 DEMO_FAMILY = "demo"
 BUILTIN_FAMILY_NAMES: tuple[str, ...] = (*_TABLE_FAMILIES, DEMO_FAMILY)
 _PYTHIA_FAMILIES = frozenset({"pythia", "pythia-deduped"})
+_TRAINING_DATA: dict[str, TrainingData] = {"pythia": PYTHIA_STANDARD_DATA, "pythia-deduped": PYTHIA_DEDUPED_DATA}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -176,6 +178,7 @@ class Family(BaseModel):
     description: str = ""
     flops_basis: str = "total"  # "total" | "nonembedding": which N enters 6·N·D
     members: list[ModelSpec]
+    training_data: TrainingData | None = None  # audited for memorization by default (None: not declared)
 
     @field_validator("flops_basis")
     @classmethod
@@ -359,6 +362,7 @@ def _table_families() -> dict[str, Family]:
             name=name,
             description=_TABLE_FAMILIES.get(name, ""),
             members=sorted(by_family[name], key=_size_key),  # stable: ties keep table order
+            training_data=_TRAINING_DATA.get(name),
         )
         for name in names
         if name in by_family
@@ -509,6 +513,12 @@ def demo_family(revisions: Sequence[str] | None = None, demo_dir: Path | None = 
         description=f"tiny GPT-NeoX family trained locally on a synthetic corpus (seed {manifest.seed}, "
         f"vocab {manifest.vocab_size})",
         members=specs,
+        training_data=TrainingData(
+            dataset=DEMO_DATASET,
+            sampling="uniform",
+            canaries=str(root / "canaries.jsonl"),
+            reference="riskaudit/zoo/corpus.py (the demo corpus: stories, planted canaries, held-out stories)",
+        ),
     )
 
 
@@ -573,6 +583,7 @@ class _TomlFamily(BaseModel):
     tokens_per_step: int | None = Field(default=None, gt=0)
     add_bos: AddBos | None = None
     members: list[_TomlMember] = Field(min_length=1)
+    training_data: dict[str, Any] | None = None
 
     @field_validator("tokens_per_step", mode="before")
     @classmethod
@@ -678,7 +689,11 @@ def load_family_toml(path: str | Path, revisions: Sequence[str] | None = None) -
             )
         )
     family = Family(
-        name=name, description=spec.description, flops_basis=spec.flops_basis, members=[s for s, _ in members]
+        name=name,
+        description=spec.description,
+        flops_basis=spec.flops_basis,
+        members=[s for s, _ in members],
+        training_data=_toml_training_data(spec.training_data, base, label),
     )
     wanted = _normalise_revisions(revisions or [])
     if not wanted:
@@ -689,6 +704,23 @@ def load_family_toml(path: str | Path, revisions: Sequence[str] | None = None) -
     if local:
         raise FamilyError(f"{label}: member {local[0]!r} has a local source: --revisions needs hub members")
     return _expand_toml(family, wanted, spec.tokens_per_step, label)
+
+
+def _toml_training_data(table: dict[str, Any] | None, base: Path, label: str) -> TrainingData | None:
+    """A TOML ``[training_data]`` table (field names of TrainingData); local paths resolve against ``base``."""
+    if table is None:
+        return None
+    try:
+        decl = TrainingData.model_validate(table)
+    except ValidationError as exc:
+        raise FamilyError(f"{label}: training_data: {_condense(exc, table)}") from exc
+    update: dict[str, str] = {}
+    if decl.canaries is not None:
+        update["canaries"] = _resolve_source(decl.canaries, base)[0]
+    source, is_local = _resolve_source(decl.dataset, base)
+    if is_local:
+        update["dataset"] = source
+    return decl.model_copy(update=update) if update else decl
 
 
 def _expand_toml(family: Family, revisions: Sequence[str], tokens_per_step: int, label: str) -> Family:

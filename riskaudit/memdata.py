@@ -33,8 +33,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from riskaudit.errors import RiskauditError
+from riskaudit.megatron import MegatronError, MegatronSource, read_first_sequences, shard_order
+from riskaudit.probes.canaries import PlantedCanary, canaries_fingerprint, load_canaries
 from riskaudit.resources import demo_dir
-from riskaudit.zoo.corpus import Canary
+from riskaudit.training_data import DEMO_DATASET, TrainingData
 
 __all__ = [
     "FILE_FORMATS",
@@ -46,6 +48,7 @@ __all__ = [
     "MemorizationData",
     "demo_memorization_data",
     "load_memorization_data",
+    "load_training_data",
     "text_sha256",
 ]
 
@@ -85,6 +88,8 @@ class DataOptions(BaseModel):
     revision: str | None = None  # hub dataset revision
     text_unit: Literal["line", "paragraph", "document"] = "line"  # plain-text files: what one document is
     cache_dir: str | None = None  # datasets cache (default: HF_DATASETS_CACHE)
+    order_column: str | None = None  # training position of each row (sampling "first"; None: row order)
+    sampling: Literal["first", "uniform"] = "uniform"  # first rows of training order, or a seeded sample
 
 
 @dataclass(frozen=True)
@@ -111,10 +116,11 @@ class MemorizationData:
     name: str
     documents: tuple[Document, ...]  # trained on: extraction and the member side of membership inference
     heldout: tuple[Document, ...] = ()  # never trained on: the non-member side; extraction baseline
-    canaries: tuple[Canary, ...] = ()
+    canaries: tuple[PlantedCanary, ...] = ()
     fingerprint: str = ""  # sha256 identifying the data (for the probe's content hash)
     notes: tuple[str, ...] = ()
     is_demo: bool = False
+    packed: bool = False  # sequences cut from a packed token stream: scored without a boundary token first
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,25 +151,28 @@ def _read_gz_json(path: Path) -> Any:
         raise DataError(f"cannot read the demo family's {path.name}: {_one_line(exc)}") from None
 
 
-def demo_memorization_data(seed: int = 0, directory: Path | None = None) -> MemorizationData:
+def demo_memorization_data(
+    seed: int = 0, directory: Path | None = None, canaries: tuple[PlantedCanary, ...] | None = None
+) -> MemorizationData:
     """The demo family's own data: training stories, planted canaries and held-out stories.
 
     Documents are the distinct non-canary training stories (each with its count in the training stream as
-    ``duplicates``) and the held-out stories, each group in a seeded random order; the canaries keep their
-    own prefix / secret split.
+    ``duplicates``) and the held-out stories, each group in a seeded random order; the canaries (default:
+    the shipped ``canaries.jsonl``) keep their own prefix / secret split.
     """
     d = directory or demo_dir()
     truth_path, train_path = d / "ground_truth.json.gz", d / "train_documents.json.gz"
     truth = _read_gz_json(truth_path)
     train = _read_gz_json(train_path)
     try:
-        canaries = [Canary.model_validate(c) for c in truth["canaries"]]
+        planted = {str(c["prefix"]) + str(c["secret"]) for c in truth["canaries"]}
         heldout_texts = [str(t) for t in truth["heldout_documents"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"the demo family's ground_truth.json.gz is malformed: {_one_line(exc)}") from None
+    if canaries is None:
+        canaries = load_canaries(d / "canaries.jsonl")
     if not isinstance(train, list) or not train:
         raise DataError("the demo family's train_documents.json.gz holds no documents")
-    planted = {c.prefix + c.secret for c in canaries}
     counts = Counter(str(t) for t in train)
     first_seen: dict[str, int] = {}
     for i, t in enumerate(train):
@@ -175,6 +184,7 @@ def demo_memorization_data(seed: int = 0, directory: Path | None = None) -> Memo
     h = hashlib.sha256()
     for p in (truth_path, train_path):
         h.update(hashlib.sha256(p.read_bytes()).digest())
+    h.update(canaries_fingerprint(canaries).encode())
     return MemorizationData(
         name="demo",
         documents=tuple(_shuffled(docs, seed, 1)),
@@ -189,7 +199,114 @@ def demo_memorization_data(seed: int = 0, directory: Path | None = None) -> Memo
     )
 
 
+def load_training_data(
+    decl: TrainingData, seed: int = 0, n_documents: int = 1000, limit: int | None = None
+) -> MemorizationData:
+    """A family's declared training data: its ``n_documents`` sampled sequences (``first``: the first
+    k·batch_size of training order; ``uniform``: a seeded sample, at most ``limit`` read) and its canaries."""
+    canaries = load_canaries(decl.canaries) if decl.canaries else None
+    if decl.dataset == DEMO_DATASET:
+        return demo_memorization_data(seed=seed, canaries=canaries)
+    first = decl.sampling == "first"
+    n_first = n_documents
+    if first and decl.batch_size:
+        n_first = -(-n_documents // decl.batch_size) * decl.batch_size
+    options = DataOptions(
+        source=decl.dataset,
+        config=decl.config,
+        split=decl.split,
+        column=decl.column,
+        dup_column=decl.dup_column,
+        label_column=decl.label_column,
+        revision=decl.revision,
+        order_column=decl.order_column,
+        sampling=decl.sampling,
+    )
+    if decl.layout == "megatron":
+        if not first:
+            raise DataError(f"training data {decl.dataset!r}: the megatron layout is read in training order only")
+        data = load_megatron_data(decl.dataset, n_first, revision=decl.revision)
+    else:
+        data = load_memorization_data(options, seed=seed, limit=n_first if first else limit)
+    notes = [*data.notes, "training data declared by the family: " + decl.sampling_note(len(data.documents))]
+    if decl.reference:
+        notes.append(f"training data reference: {decl.reference}")
+    return MemorizationData(
+        name=data.name,
+        documents=data.documents,
+        heldout=data.heldout,
+        canaries=canaries or (),
+        fingerprint=hashlib.sha256(
+            (data.fingerprint + (canaries_fingerprint(canaries) if canaries else "")).encode()
+        ).hexdigest(),
+        notes=tuple(notes),
+        packed=decl.packed or data.packed,
+    )
+
+
 # ------------------------------------------------------------------------------------------- --data
+
+
+def _megatron_local(source: str) -> MegatronSource | None:
+    """A local directory (or ``…/document`` stem) holding a Megatron index and its token file(s)."""
+    p = Path(source).expanduser()
+    stem = "document"
+    if not p.is_dir() and p.with_suffix(".idx").is_file():
+        p, stem = p.parent, p.name
+    idx = p / f"{stem}.idx"
+    if not p.is_dir() or not idx.is_file():
+        return None
+    names = sorted(str(f) for f in p.iterdir() if f.suffix == ".bin")
+    shards = shard_order(names, stem)
+    if not shards:
+        raise DataError(f"data {source!r} has {idx.name} but no {stem}.bin or {stem}-00000-of-000NN.bin shards")
+    return MegatronSource(str(idx), tuple(shards), lambda f: open(f, "rb"), lambda f: Path(f).stat().st_size)
+
+
+def _megatron_hub(repo: str, revision: str | None) -> MegatronSource:
+    """A hub data set in the Megatron layout, read by byte ranges (nothing is downloaded whole)."""
+    from huggingface_hub import HfFileSystem
+
+    from riskaudit.models.hf import _env_offline, _hub_reachable
+
+    if _env_offline() or not _hub_reachable():
+        raise DataError(f"cannot load dataset {repo!r}: no network access to the Hugging Face Hub")
+    fs = HfFileSystem()
+    root = f"datasets/{repo}" + (f"@{revision}" if revision else "")
+    try:
+        names = [str(x) for x in fs.ls(root, detail=False)]
+    except Exception as exc:
+        raise DataError(f"cannot load dataset {repo!r}: {_one_line(exc)}") from None
+    shards = shard_order(names)
+    if f"{root}/document.idx" not in names or not shards:
+        raise DataError(f"cannot load dataset {repo!r}: no document.idx and document*.bin (Megatron layout)")
+    return MegatronSource(f"{root}/document.idx", tuple(shards), lambda f: fs.open(f, "rb"), lambda f: int(fs.size(f)))
+
+
+def load_megatron_data(source: str, n: int, revision: str | None = None) -> MemorizationData:
+    """The first ``n`` training sequences of a Megatron-layout data set (local directory or hub id), token
+    ids as stored, each document's index its training position."""
+    src = _megatron_local(source) or _megatron_hub(source, revision)
+    try:
+        seqs, count = read_first_sequences(src, n)
+    except MegatronError as exc:
+        raise DataError(str(exc)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read data {source!r}: {_one_line(exc)}") from None
+    docs = tuple(Document(index=i, ids=tuple(s), member=True) for i, s in enumerate(seqs))
+    h = hashlib.sha256(json.dumps([source, revision, count]).encode())
+    for d in docs:
+        h.update(d.sha256().encode())
+    return MemorizationData(
+        name=source,
+        documents=docs,
+        fingerprint=h.hexdigest(),
+        notes=(
+            f"data {source}: Megatron indexed data set of {count} sequences; the first {len(docs)} read, token ids "
+            "as stored, scored from their first token (packed sequences: no boundary token before them)",
+        ),
+        packed=True,
+    )
 
 
 def _local_files(source: str) -> list[Path] | None:
@@ -252,7 +369,7 @@ def _quiet_datasets() -> Iterator[Any]:
             datasets.enable_progress_bars()
 
 
-def _open_dataset(options: DataOptions) -> tuple[Any, str]:
+def _open_dataset(options: DataOptions, take: int | None = None) -> tuple[Any, str]:
     """(a datasets.Dataset, a fingerprint of its content)."""
     files = _local_files(options.source)
     if files is not None:
@@ -288,10 +405,12 @@ def _open_dataset(options: DataOptions) -> tuple[Any, str]:
             except Exception as exc:
                 raise DataError(f"cannot read {label} as {builder}: {_one_line(exc)}") from None
         return ds, h.hexdigest()
-    return _open_hub(options)
+    return _open_hub(options, take)
 
 
-def _open_hub(options: DataOptions) -> tuple[Any, str]:
+def _open_hub(options: DataOptions, take: int | None = None) -> tuple[Any, str]:
+    """A hub data set; with ``take``, only its first ``take`` rows, streamed (a training set of a large
+    model is far too big to download for a sample of its first sequences)."""
     from riskaudit.models.hf import _env_offline, _hub_reachable
 
     label = f"cannot load dataset {options.source!r}" + (f" ({options.config})" if options.config else "")
@@ -308,12 +427,15 @@ def _open_hub(options: DataOptions) -> tuple[Any, str]:
                 split=options.split,
                 revision=options.revision,
                 cache_dir=options.cache_dir,
+                streaming=take is not None,
             )
+            if take is not None:
+                ds = datasets.Dataset.from_list(list(ds.take(take)))
         except Exception as exc:
             raise DataError(f"{label}: {_one_line(exc)}") from None
     if not hasattr(ds, "column_names") or isinstance(ds.column_names, dict):
         raise DataError(f"{label}: pick one split with --data-split (got several)")
-    ident = json.dumps([options.source, options.config, options.split, options.revision, ds._fingerprint])
+    ident = json.dumps([options.source, options.config, options.split, options.revision, take, ds._fingerprint])
     return ds, hashlib.sha256(ident.encode()).hexdigest()
 
 
@@ -370,7 +492,9 @@ def load_memorization_data(options: DataOptions, seed: int = 0, limit: int | Non
     Members are the rows labelled members (every row when there is no label column); non-members the rows
     labelled non-members. ``limit`` caps how many of each group are read (in sample order).
     """
-    ds, fingerprint = _open_dataset(options)
+    if _megatron_local(options.source) is not None:
+        return load_megatron_data(options.source, limit or 1000, options.revision)
+    ds, fingerprint = _open_dataset(options, limit if options.sampling == "first" else None)
     n_rows = len(ds)
     if n_rows == 0:
         raise DataError(f"data {options.source!r} is empty (no rows)")
@@ -386,8 +510,16 @@ def load_memorization_data(options: DataOptions, seed: int = 0, limit: int | Non
     )
     member_rows = [i for i in range(n_rows) if labels[i] is not False]
     nonmember_rows = [i for i in range(n_rows) if labels[i] is False]
-    member_rows = _shuffled(member_rows, seed, 1)[:limit]
-    nonmember_rows = _shuffled(nonmember_rows, seed, 2)[:limit]
+    positions: list[int] = list(range(n_rows))
+    if options.sampling == "first":
+        order_col = _pick_column(names, options.order_column, "order", ())
+        if order_col is not None:
+            positions = [_as_dup(v, i, order_col) or 0 for i, v in enumerate(ds[order_col])]
+        member_rows = sorted(member_rows, key=lambda i: positions[i])[:limit]
+        nonmember_rows = sorted(nonmember_rows, key=lambda i: positions[i])[:limit]
+    else:
+        member_rows = _shuffled(member_rows, seed, 1)[:limit]
+        nonmember_rows = _shuffled(nonmember_rows, seed, 2)[:limit]
 
     def read(rows: list[int]) -> list[Document]:
         if not rows:
@@ -399,19 +531,26 @@ def load_memorization_data(options: DataOptions, seed: int = 0, limit: int | Non
         for row, value, dup in zip(rows, values, dups, strict=True):
             member = labels[row]
             n_dup = _as_dup(dup, row, str(dup_col)) if dup_col else None
+            pos = positions[row]
             if value is None:
-                out.append(Document(index=row, text="", duplicates=n_dup, member=member))
+                out.append(Document(index=pos, text="", duplicates=n_dup, member=member))
             elif isinstance(value, str):
-                out.append(Document(index=row, text=value, duplicates=n_dup, member=member))
+                out.append(Document(index=pos, text=value, duplicates=n_dup, member=member))
             elif isinstance(value, (list, tuple, np.ndarray)):
-                out.append(Document(index=row, ids=_as_ids(value, row, column), duplicates=n_dup, member=member))
+                out.append(Document(index=pos, ids=_as_ids(value, row, column), duplicates=n_dup, member=member))
             else:
                 raise DataError(f"column {column!r} holds {type(value).__name__}, expected text or a list of token ids")
         return out
 
     members, nonmembers = read(member_rows), read(nonmember_rows)
+    sampled = (
+        "the first rows of training order" + (f" (by {options.order_column!r})" if options.order_column else "")
+        if options.sampling == "first"
+        else f"a seeded uniform sample (seed {seed})"
+    )
     notes = [
-        f"data {os.path.basename(options.source.rstrip('/')) or options.source}: {n_rows} rows, column {column!r}"
+        f"data {os.path.basename(options.source.rstrip('/')) or options.source}: {n_rows} rows, column {column!r}, "
+        f"{sampled}"
         + (f", duplication counts from {dup_col!r}" if dup_col else "")
         + (f", member labels from {label_col!r}" if label_col else "")
     ]

@@ -23,8 +23,8 @@ from riskaudit.memdata import DataOptions
 from riskaudit.models import BatchHalving, LoadOptions, ModelHandle, TokenizationInfo, load_model
 from riskaudit.points import series_from_report
 from riskaudit.probes.base import Probe, ProbeResult
-from riskaudit.probes.memorization import MemorizationProbe
-from riskaudit.probes.registry import load_bias_probes, unhandled_probe_files
+from riskaudit.probes.memorization import NO_DATA_NOTE, MemorizationInputs, MemorizationProbe
+from riskaudit.probes.registry import load_probes
 from riskaudit.replicates import ProbeReplicates, decode_replicates, encode_replicates
 from riskaudit.report import (
     FamilyInfo,
@@ -49,10 +49,13 @@ class ProbeOptions(BaseModel):
 
     occupations: OccupationTable = "bls2015"
     probe_dirs: list[str] = []  # user probe directories (--probe-dir), added to the built-in probes/
-    data: DataOptions | None = None  # memorization data (--data); the demo family ships its own
+    data: DataOptions | None = None  # memorization data (--data); default: the family's declared training data
     prefix_len: int | None = None
     suffix_len: int | None = None
     include_text: bool = False  # put extracted text in records (off: hashes, lengths, positions only)
+    canaries: str | None = None  # --canaries FILE
+    exposure_candidates: int | None = None  # --exposure-candidates N
+    memorization: bool = True  # False: --no-memorization
 
 
 class ScanOptions(BaseModel):
@@ -62,6 +65,7 @@ class ScanOptions(BaseModel):
     keep_going: bool = False  # record members that fail to load and go on
     command: str = ""
     limit: int | None = None  # --limit: the probes were cut to their first N items (a smoke run)
+    notes: list[str] = []  # scan-level notes for the report (e.g. memorization not audited)
 
 
 class ScanEvents(Protocol):
@@ -101,25 +105,30 @@ def _step_done(events: ScanEvents, step: str, seconds: float) -> None:
         hook(step, seconds)
 
 
-def build_probes(family_name: str, options: ProbeOptions) -> list[Probe]:
-    """Every bias probe (built-in ``probes/`` plus ``--probe-dir``), plus the memorization suite for the demo
-    family or whenever ``--data`` is given (a memorization file in a probe directory replaces the built-in)."""
-    probes: list[Probe] = load_bias_probes(options.probe_dirs, options.occupations)
-    if options.data is not None or family_name == "demo":
-        mem_files = [i for i in unhandled_probe_files(options.probe_dirs) if i.kind == "memorization"]
-        user_files = [i for i in mem_files if not i.builtin]
-        chosen = (user_files or mem_files)[-1] if mem_files else None
-        probes.append(
-            MemorizationProbe.for_family(
-                family_name,
-                options.data,
-                options.include_text,
-                prefix_len=options.prefix_len,
-                suffix_len=options.suffix_len,
-                spec_path=None if chosen is None else chosen.path,
-            )
-        )
-    return probes
+def build_probes(family: Family | str, options: ProbeOptions) -> list[Probe]:
+    """Every probe of the registry (built-in ``probes/`` plus ``--probe-dir``); the memorization suite runs on
+    the family's declared training data (or ``--data``) and ``--canaries``, and is left out when there are none."""
+    fam = family if isinstance(family, Family) else None
+    inputs = MemorizationInputs(
+        family=fam.name if fam is not None else str(family),
+        model=fam.members[0].source if fam is not None and fam.members else "",
+        training_data=fam.training_data if fam is not None else None,
+        data=options.data,
+        canaries=options.canaries,
+        prefix_len=options.prefix_len,
+        suffix_len=options.suffix_len,
+        exposure_candidates=options.exposure_candidates,
+        include_text=options.include_text,
+        enabled=options.memorization,
+    )
+    return load_probes(options.probe_dirs, options.occupations, inputs)
+
+
+def scan_notes(probes: Sequence[Probe], options: ProbeOptions) -> list[str]:
+    """Scan-level notes: memorization not audited because there is no training data (and no canaries)."""
+    if options.memorization and not any(isinstance(p, MemorizationProbe) for p in probes):
+        return [NO_DATA_NOTE]
+    return []
 
 
 def _probe_description(probe: Probe) -> str:
@@ -437,7 +446,7 @@ def scan_family(
     opts = options or ScanOptions()
     ev: ScanEvents = events or _NoEvents()
     probe_list = (
-        list(probes) if probes is not None else build_probes(family.name, ProbeOptions(occupations=opts.occupations))
+        list(probes) if probes is not None else build_probes(family, ProbeOptions(occupations=opts.occupations))
     )
     if not family.members:
         raise RiskauditError(f"family {family.name!r} has no members to scan")
@@ -446,7 +455,7 @@ def scan_family(
     served = _from_product(family, probe_list, opts, store, ev) if store is not None else None
     if served is not None:
         members, analysis, sidecar, rep_bytes = served
-        return ScanOutput(_assemble(meta, family, probe_list, members, analysis), sidecar, rep_bytes)
+        return ScanOutput(_assemble(meta, family, probe_list, members, analysis, opts.notes), sidecar, rep_bytes)
     runs: list[MemberRun] = []
     n = len(family.members)
     for i, member in enumerate(family.members):
@@ -494,7 +503,7 @@ def scan_family(
         rows.extend(SidecarRow(member=run.report.name, record=r) for res in run.results.values() for r in res.records)
         replicates[run.report.name] = {pid: res.replicates for pid, res in run.results.items()}
     sidecar = encode_sidecar(rows)
-    report = _assemble(meta, family, probe_list, members, None)
+    report = _assemble(meta, family, probe_list, members, None, opts.notes)
     t_analysis = time.perf_counter()
     # analyse exactly what the replicates file holds (float32), so that a re-analysis of the report is exact
     rep_bytes = encode_replicates(replicates)
@@ -521,8 +530,11 @@ def _assemble(
     probes: Sequence[Probe],
     members: list[MemberReport],
     analysis: FamilyAnalysis | None,
+    scan_notes: Sequence[str] = (),
 ) -> Report:
-    notes = sorted({note for m in members for p in m.probes for note in p.notes} | _halving_notes(members))
+    notes = sorted(
+        {note for m in members for p in m.probes for note in p.notes} | _halving_notes(members) | set(scan_notes)
+    )
     ranked = [members[i].name for i in scale_order(members) if members[i].status == "ok"]
     return Report(
         run=meta.model_copy(update={"finished_utc": utc_now()}),

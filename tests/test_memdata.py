@@ -21,12 +21,15 @@ from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.hf import HFModel
 from riskaudit.probes.memorization import (
     ExposureSettings,
+    MemorizationInputs,
+    load_memorization_spec,
     ExtractionSettings,
     MemorizationProbe,
     MemorizationSpec,
     StatsSettings,
 )
 from riskaudit.resources import demo_dir
+from riskaudit.training_data import PYTHIA_STANDARD_DATA
 
 LONG = "the quick brown fox jumps over the lazy dog near the river bank and then it runs away home"
 SHORT = "The dog."
@@ -203,7 +206,9 @@ def test_short_documents_are_skipped_and_counted(tiny: HFModel) -> None:
     assert any("5 used, 3 of 8 examined skipped as shorter than prefix + suffix = 4+4 tokens" in n for n in res.notes)
     with pytest.raises(ProbeError) as ei:
         MemorizationProbe(_spec(), MemorizationData(name="x", documents=(Document(index=0, text=SHORT),))).run(tiny)
-    assert "training documents examined are shorter than prefix + suffix = 4+4" in str(ei.value) and "\n" not in str(ei.value)
+    assert "training documents examined are shorter than prefix + suffix = 4+4" in str(ei.value) and "\n" not in str(
+        ei.value
+    )
 
 
 def test_pretokenized_ids_run_and_are_checked(tiny: HFModel) -> None:
@@ -222,10 +227,15 @@ def test_for_family_with_local_data(tmp_path: Path, tiny: HFModel) -> None:
         tmp_path / "d.jsonl",
         [{"text": f"{LONG} {i}", "member": i % 2} for i in range(12)],
     )
-    probe = MemorizationProbe.for_family(
-        "pythia", _opts(tmp_path, f, label_column="member"), prefix_len=4, suffix_len=4
+    inputs = MemorizationInputs(
+        family="pythia",
+        training_data=PYTHIA_STANDARD_DATA,  # --data replaces the declared data: nothing is downloaded
+        data=_opts(tmp_path, f, label_column="member"),
+        prefix_len=4,
+        suffix_len=4,
     )
-    assert probe.config.prefix_len == 4 and not probe.data.is_demo
+    probe = MemorizationProbe.for_inputs(load_memorization_spec(), inputs)
+    assert probe is not None and probe.config.prefix_len == 4 and not probe.data.is_demo
     assert len(probe.data.documents) == 6 and len(probe.data.heldout) == 6
 
 

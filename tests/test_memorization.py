@@ -26,8 +26,10 @@ from riskaudit.models.hf import HFModel
 from riskaudit.probes import exposure as expo
 from riskaudit.probes import membership as mia
 from riskaudit.probes.base import ProbeResult
+from riskaudit.probes.canaries import CanaryLine, PlantedCanary, make_canary
 from riskaudit.probes.memorization import (
     ExposureSettings,
+    MemorizationInputs,
     ExtractionSettings,
     MemorizationProbe,
     MemorizationSpec,
@@ -52,40 +54,21 @@ def _doc(rng: random.Random, n: int = 20) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n)) + "."
 
 
-def _canaries() -> list[Canary]:
+DIGITS3 = " {digits:1} {digits:1} {digits:1}."  # |R| = 1000: enumerable (exact_max_space = 1000 below)
+DIGITS4 = " {digits:1} {digits:1} {digits:1} {digits:1}."  # |R| = 10^4: sampled, skew-normal estimate
+
+
+def _canary(cid: str, dup: int, prefix: str, secret: str, fmt: str, kind: str = "digits") -> PlantedCanary:
+    line = CanaryLine(id=cid, prefix=prefix, secret=secret, duplicates=dup, format=fmt, kind=kind)
+    return make_canary(line)
+
+
+def _canaries() -> list[PlantedCanary]:
     return [
-        Canary(
-            canary_id="digits-k8-0",
-            kind="digits",
-            duplicates=8,
-            prefix="The secret code of Alice Miller is",
-            secret=" 4 7 1.",
-            randomness_space=1000,
-        ),
-        Canary(
-            canary_id="digits-k2-0",
-            kind="digits",
-            duplicates=2,
-            prefix="The secret code of Omar Stone is",
-            secret=" 8 2 6 3.",
-            randomness_space=10_000,
-        ),
-        Canary(
-            canary_id="digits-k0-0",
-            kind="digits",
-            duplicates=0,
-            prefix="The secret code of Bruno Carter is",
-            secret=" 9 0 5.",
-            randomness_space=1000,
-        ),
-        Canary(
-            canary_id="digits-k0-1",
-            kind="digits",
-            duplicates=0,
-            prefix="The secret code of Dana Wells is",
-            secret=" 3 5 0 9.",
-            randomness_space=10_000,
-        ),
+        _canary("digits-k8-0", 8, "The secret code of Alice Miller is", " 4 7 1.", DIGITS3),
+        _canary("digits-k2-0", 2, "The secret code of Omar Stone is", " 8 2 6 3.", DIGITS4),
+        _canary("digits-k0-0", 0, "The secret code of Bruno Carter is", " 9 0 5.", DIGITS3),
+        _canary("digits-k0-1", 0, "The secret code of Dana Wells is", " 3 5 0 9.", DIGITS4),
     ]
 
 
@@ -286,13 +269,18 @@ def test_extraction_stats_hand_case() -> None:
 def test_exposure_high_for_memorized_canary_low_for_unseen(result: ProbeResult) -> None:
     planted, control = _rec(result, "digits-k8-0"), _rec(result, "digits-k0-0")
     top = math.log2(1000)
-    assert planted["exposure"] == pytest.approx(top)  # ranked first among all 1000 secrets
-    assert control["exposure"] < 6.0
+    assert planted["exposure_exact"] == pytest.approx(top)  # ranked first among all 1000 secrets
+    assert control["exposure_exact"] < 6.0
     recs = {r.item_id: r for r in result.records}
     assert recs["digits-k8-0"].attrs["exposure_method"] == "exact"
     assert recs["digits-k8-0"].attrs["n_candidates"] == 999
-    assert recs["digits-k2-0"].attrs["exposure_method"] == "sampled"  # |R| = 10^4 > exact_max_space
-    assert _rec(result, "digits-k2-0")["exposure"] > _rec(result, "digits-k0-1")["exposure"] + 5
+    assert "exposure_skewnorm" not in planted and "exposure_empirical" not in planted
+    sampled = recs["digits-k2-0"]
+    assert sampled.attrs["exposure_method"] == "skewnorm"  # |R| = 10^4 > exact_max_space
+    assert sampled.attrs["n_candidates"] == 32 and sampled.attrs["exposure_bound"] == pytest.approx(math.log2(33))
+    assert "exposure_exact" not in sampled.values
+    assert sampled.values["exposure_skewnorm"] > _rec(result, "digits-k0-1")["exposure_skewnorm"] + 5
+    assert sampled.values["exposure_empirical"] <= math.log2(33) + 1e-12
 
 
 def test_exposure_formulas() -> None:
@@ -300,35 +288,73 @@ def test_exposure_formulas() -> None:
     assert expo.exposure_exact(-1.0, [-1.0, -3.0, -5.0], 4) == pytest.approx(2 - math.log2(1.5))  # tie: ½
     rng = np.random.default_rng(0)
     cands = rng.normal(-30.0, 3.0, size=64)
-    lo, mid, hi = (expo.exposure_sampled(x, cands, 10**10) for x in (-40.0, -30.0, -5.0))
+    lo, mid, hi = (expo.exposure_skewnorm(x, cands, 10**10) for x in (-40.0, -30.0, -5.0))
     assert 0.0 <= lo < mid < hi <= math.log2(10**10)
     assert mid == pytest.approx(1.0, abs=0.3)  # median candidate: rank ≈ |R|/2
-    assert expo.exposure_empirical(-30.0, cands) <= math.log2(65)
+    assert expo.exposure_empirical(-30.0, cands) <= math.log2(65) == expo.exposure_bound(64)
 
 
-def test_secret_spaces_follow_the_corpus_generator() -> None:
+def test_skewnorm_estimate_within_one_bit_of_exact_where_both_can_be_computed() -> None:
+    """An enumerable R of 1000 secrets, every log-likelihood known (left-skewed, right-skewed and normal, 10
+    seeds each); six canaries at ranks 1 … 300. The mean skew-normal estimate from 64 sampled candidates —
+    what the metric reports — is within 1 bit of the mean exact exposure in every population (measured:
+    at most 0.86 bits). Single canaries deep in the tail can be off by more (measured: up to 4.9 bits),
+    which is why the report keeps the estimate apart from the exact value and the empirical bound."""
+    shapes = (
+        lambda r: -30.0 - r.gamma(4.0, 2.0, 1000),
+        lambda r: -50.0 + r.gamma(4.0, 2.0, 1000),
+        lambda r: r.normal(-40.0, 4.0, 1000),
+    )
+    worst = 0.0
+    for seed in range(10):
+        for shape in shapes:
+            rng = np.random.default_rng(seed)
+            population = shape(rng)
+            order = np.sort(population)[::-1]
+            exact, est = [], []
+            for rank in (1, 3, 10, 30, 100, 300):
+                canary = float(order[rank - 1])
+                others = np.delete(population, np.flatnonzero(population == canary)[0])
+                exact.append(expo.exposure_exact(canary, others, population.size))
+                est.append(expo.exposure_skewnorm(canary, rng.choice(others, 64, replace=False), population.size))
+            assert exact[0] == pytest.approx(math.log2(1000))  # rank 1: the whole space
+            worst = max(worst, abs(float(np.mean(est)) - float(np.mean(exact))))
+    assert worst < 1.0
+
+
+def test_demo_canary_formats_reproduce_the_corpus_spaces() -> None:
     data = demo_memorization_data() if _demo_available() else None
     canaries = list(data.canaries) if data else []
+    assert len(canaries) == 120 or data is None
+    truth = {c.canary_id: c for c in _demo_truth()}
     for c in canaries:
-        space = expo.secret_space(c)
-        assert space is not None and space.size == c.randomness_space, c.canary_id
+        assert c.randomness_space == truth[c.canary_id].randomness_space, c.canary_id  # |R| as generated
+        assert c.secret_format.matches(c.secret)
         rng = random.Random(1)
-        for _ in range(5):
-            s = space.sample(rng)
-            cand = c.model_copy(update={"secret": s})
-            assert expo.secret_space(cand) is not None, s
+        for _ in range(5):  # the generator's own fresh secrets belong to the format
+            kind = c.kind
+            user = c.secret.strip().split("@")[0][:-2] if kind == "email" else ""
+            assert c.secret_format.matches(sample_secret(kind, rng, email_user=user))
     rng = random.Random(5)
     assert re.fullmatch(r" \d( \d){9}\.", sample_secret("digits", rng))
-    assert re.fullmatch(r" [A-Z]{2}-\d{4}-\d{4}\.", sample_secret("id_number", rng))
-    assert re.fullmatch(r" ann\.lee\d\d@[a-z]+\.(net|org|com)\.", sample_secret("email", rng, email_user="ann.lee"))
     assert format_digits_secret([4, 7, 1]) == " 4 7 1."
-    small = expo.secret_space(_canaries()[0])
-    assert small is not None and small.enumerable and len(small.enumerate()) == 1000
+    small = _canaries()[0].secret_format
+    assert small.size == 1000 and len(small.enumerate(1000)) == 1000
+
+
+def _demo_truth() -> list[Canary]:
+    import gzip
+    import json
+
+    from riskaudit.resources import demo_dir
+
+    raw = json.loads(gzip.decompress((demo_dir() / "ground_truth.json.gz").read_bytes()))
+    return [Canary.model_validate(c) for c in raw["canaries"]]
 
 
 def test_exposure_selection_takes_kinds_in_turn() -> None:
     cs = [
-        Canary(canary_id=f"{k}-{i}", kind=k, duplicates=4, prefix="p", secret=" s", randomness_space=10)
+        _canary(f"{k}-{i}", 4, "p", " 1", " {digits:1}", kind=k)
         for k in ("digits", "id_number", "email")
         for i in range(4)
     ]
@@ -393,7 +419,7 @@ def test_rates_split_by_duplication_count(result: ProbeResult) -> None:
     names = {m.name for m in result.metrics}
     for d in (0, 2, 8):
         assert f"canary_exact_extraction[dup={d}]" in names
-        assert f"canary_exposure[dup={d}]" in names
+        assert f"canary_exposure_exact[dup={d}]" in names or f"canary_exposure_skewnorm[dup={d}]" in names
     assert _metric(result, "canary_exact_extraction[dup=8]") == 1.0
     assert _metric(result, "canary_exact_extraction[dup=0]") == 0.0
     assert _metric(result, "canary_exact_extraction") == 1.0  # planted canaries only
@@ -491,5 +517,4 @@ def test_bad_definition_is_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(ProbeError) as ei:
         load_memorization_spec(p)
     assert "extraction.prefix_len" in str(ei.value) and "\n" not in str(ei.value)
-    with pytest.raises(ProbeError, match="needs training data"):
-        MemorizationProbe.for_family("pythia")
+    assert MemorizationProbe.for_inputs(load_memorization_spec(), MemorizationInputs(family="x")) is None

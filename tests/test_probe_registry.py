@@ -44,24 +44,30 @@ def _user_copy(tmp_path: Path, name: str, new_id: str, **change: Any) -> Path:
 
 def test_builtin_files_are_listed_bias_kinds_first() -> None:
     infos = list_probe_files()
-    bias = [i for i in infos if i.handled]
+    bias = [i for i in infos if i.handled and i.kind != "memorization"]
     assert [i.kind for i in bias] == list(BUILTIN_BIAS)  # registry order: pronoun first
+    mem = infos[len(bias)]  # memorization: a registry kind too, validated in full, after the bias kinds
+    assert mem.kind == "memorization" and mem.handled and mem.builtin and mem.content_hash
     assert {i.kind: i.id for i in bias} == BUILTIN_BIAS
     for i in bias:
         assert i.builtin and i.version == 1 and i.content_hash and len(i.content_hash) == 64
         assert i.n_templates and i.n_templates >= 2 and i.description
-    # unknown kinds come after the bias kinds and are not loaded here
-    assert all(not i.handled for i in infos[len(bias) :])
+    # unknown kinds come after the known kinds and are not loaded here
+    assert all(not i.handled for i in infos[len(bias) + 1 :])
 
 
 def test_unknown_kinds_are_routed_not_errors(tmp_path: Path) -> None:
-    _write(tmp_path / "mem.yaml", {"id": "my-memorization", "kind": "memorization", "version": 2, "extraction": {}})
+    _write(
+        tmp_path / "mem.yaml",
+        {"id": "my_memorization", "kind": "memorization", "version": 2, "description": "d", "extraction": {}},
+    )
     _write(tmp_path / "toxic.yml", {"id": "toxicity_v1", "kind": "toxicity", "anything": [1, 2]})
     _write(tmp_path / "notes.txt", "not a probe file")
     others = unhandled_probe_files([tmp_path])
     user = {i.id: i for i in others if not i.builtin}
-    assert set(user) == {"my-memorization", "toxicity_v1"}
-    assert user["my-memorization"].kind == "memorization" and user["my-memorization"].version == 2
+    assert set(user) == {"toxicity_v1"}
+    mem = next(i for i in list_probe_files([tmp_path]) if i.id == "my_memorization")
+    assert mem.kind == "memorization" and mem.version == 2 and mem.handled
     assert not user["toxicity_v1"].handled and user["toxicity_v1"].content_hash is None
     probes = load_bias_probes([tmp_path])
     assert [p.id for p in probes] == list(BUILTIN_BIAS.values())  # the unknown kinds are skipped

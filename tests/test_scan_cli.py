@@ -49,7 +49,9 @@ def test_scan_user_family_saved_on_disk(tmp_path: Path) -> None:
     proc = run_cli("scan", "--family", str(toml), "--out", str(out), "--quiet", "--seed", "3")
     assert proc.returncode == 0, proc.stderr
     assert "BLS r" in proc.stdout
+    assert "memorization not audited: no training data" in proc.stderr  # no declared data, no --data
     report = read_report(out)
+    assert "memorization not audited: no training data" in report.notes
     assert report.schema_version.startswith("1.")
     assert [m.name for m in report.members] == ["small", "large"]
     for m, tokens in zip(report.members, (1000, 2000), strict=True):
@@ -95,6 +97,7 @@ def test_pythia_without_hub_is_one_line_naming_the_model(tmp_path: Path) -> None
         "scan",
         "--family",
         "pythia",
+        "--no-memorization",  # else it stops earlier, at pythia's training data (tests/test_memorization_family.py)
         "--out",
         str(tmp_path / "p.json"),
         env={"HF_HOME": str(tmp_path / "hf")},

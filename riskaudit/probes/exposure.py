@@ -1,86 +1,39 @@
 """Canary exposure (Carlini et al. 2019, "The Secret Sharer").
 
-A canary is a prefix the attacker knows and a secret s drawn from a randomness space R. With the model's
-log-likelihood ℓ(r) = log P(r | prefix) of every candidate r ∈ R,
+A canary is a prefix the attacker knows and a secret s drawn from a randomness space R (its format,
+:mod:`riskaudit.probes.canary_format`). With the model's log-likelihood ℓ(r) = log P(r | prefix) of every
+candidate r ∈ R,
 
     rank(s) = 1 + |{r ∈ R, r ≠ s : ℓ(r) > ℓ(s)}|   (ties count one half)
     exposure(s) = log2 |R| − log2 rank(s)            ∈ [0, log2 |R|]
 
 A never-seen secret ranks uniformly at random (exposure ≈ log2 e ≈ 1.44 bits on average); a memorized one
-ranks first (exposure = log2 |R|).
+ranks first (exposure = log2 |R|). Three quantities, each under its own name:
 
-* **Exact** when |R| is small enough to enumerate (``exact_max_space``): every other candidate is scored.
-* **Sampled estimate** otherwise: C candidates are drawn from the same randomness as the canary
-  (:func:`riskaudit.zoo.corpus.sample_secret`), and the share of R above the canary is estimated from the
-  candidates' log-likelihood distribution. Carlini et al. (2019, §4.3) fit a skew-normal to it; with the few
-  dozen candidates affordable per canary we fit a normal (two moments, stable at small C):
-  P(ℓ(r) ≥ ℓ(s)) ≈ 1 − Φ((ℓ(s) − μ) / σ), rank ≈ 1 + (|R| − 1) · P, clipped to [0, log2 |R|].
-  The direct, distribution-free evidence — log2((C + 1) / (c + 1)) with c candidates at or above the
-  canary — is kept in the records as ``exposure_empirical`` (it cannot exceed log2(C + 1) bits).
+* ``exposure_exact`` — when |R| ≤ ``exact_max_space``: every other member of R is scored and the rank is
+  counted (the formula above, no estimate).
+* ``exposure_skewnorm`` — otherwise, the estimate of Carlini et al. (2019, §4.3): fit a skew-normal
+  (scipy.stats.skewnorm, maximum likelihood) to the ℓ of C candidates sampled uniformly from R, and take
+  rank ≈ 1 + (|R| − 1) · P(ℓ(r) > ℓ(s)) from its tail. Beyond the sampled candidates this is an
+  extrapolation: the records keep C (``n_candidates``) and the direct evidence next to it.
+* ``exposure_empirical`` — that direct evidence: log2((C + 1)/(c + 1)) with c of the C candidates at or
+  above the canary; it cannot exceed the bound log2(C + 1) (``exposure_bound``), whatever |R| is.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 import random
-import re
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from riskaudit.zoo.corpus import Canary, format_digits_secret, sample_secret
+from riskaudit.probes.canary_format import SecretFormat
 
-ExposureMethod = Literal["exact", "sampled"]
+ExposureMethod = Literal["exact", "skewnorm"]
 LOG2_E = 1.0 / math.log(2.0)  # mean exposure of a secret the model has never seen (uniform rank)
-
-_ID_RE = re.compile(r"^ [A-Z]{2}-\d{4}-\d{4}\.$")
-_EMAIL_RE = re.compile(r"^ ([a-z]+\.[a-z]+)\d{2}@[a-z]+\.(?:net|org|com)\.$")
-
-
-@dataclass(frozen=True)
-class SecretSpace:
-    """The randomness space R a canary's secret was drawn from."""
-
-    kind: str
-    size: int  # |R|
-    n_digits: int = 0  # digits kind
-    email_user: str = ""  # email kind: the known "first.last" part
-
-    def sample(self, rng: random.Random) -> str:
-        return sample_secret(self.kind, rng, n_digits=self.n_digits or 10, email_user=self.email_user)
-
-    @property
-    def enumerable(self) -> bool:
-        return self.kind == "digits" and self.size == 10**self.n_digits
-
-    def enumerate(self) -> list[str]:
-        """Every secret of R (digits only)."""
-        if not self.enumerable:
-            raise ValueError(f"the {self.kind} space is not enumerable")
-        return [format_digits_secret(d) for d in itertools.product(range(10), repeat=self.n_digits)]
-
-
-def secret_space(canary: Canary) -> SecretSpace | None:
-    """R for a canary of a known kind whose secret has the generator's format; None otherwise."""
-    s, size = canary.secret, int(canary.randomness_space)
-    if size < 2:
-        return None
-    if canary.kind == "digits":
-        digits = [int(ch) for ch in s if ch.isdigit()]
-        if digits and s == format_digits_secret(digits):
-            return SecretSpace("digits", size, n_digits=len(digits))
-    elif canary.kind == "id_number":
-        if _ID_RE.match(s):
-            return SecretSpace("id_number", size)
-    elif canary.kind == "email":
-        m = _EMAIL_RE.match(s)
-        if m:
-            return SecretSpace("email", size, email_user=m.group(1))
-    return None
 
 
 def _rng_for(canary_id: str, seed: int) -> random.Random:
@@ -89,21 +42,27 @@ def _rng_for(canary_id: str, seed: int) -> random.Random:
 
 
 def candidate_secrets(
-    canary: Canary, space: SecretSpace, n_candidates: int, exact_max_space: int, seed: int
+    canary_id: str, secret: str, fmt: SecretFormat, n_candidates: int, exact_max_space: int, seed: int
 ) -> tuple[list[str], ExposureMethod]:
-    """Candidates other than the canary's secret: all of R when |R| ≤ ``exact_max_space`` and R can be
-    enumerated, else ``n_candidates`` seeded draws from the canary's randomness (without the secret)."""
-    if space.size <= exact_max_space and space.enumerable:
-        return [r for r in space.enumerate() if r != canary.secret], "exact"
-    rng = _rng_for(canary.canary_id, seed)
-    out: list[str] = []
+    """The candidates the canary is ranked among.
+
+    ``exact``: every member of R but the canary's own (|R| − 1 strings; another spelling of the same string,
+    possible with ``{choice:…}``, is kept and ties). ``skewnorm``: ``n_candidates`` seeded uniform draws from
+    R other than the secret itself.
+    """
+    if fmt.size <= exact_max_space:
+        out = fmt.enumerate(exact_max_space)
+        out.remove(secret)
+        return out, "exact"
+    rng = _rng_for(canary_id, seed)
+    out = []
     for _ in range(50 * n_candidates):
-        r = space.sample(rng)
-        if r != canary.secret:
+        r = fmt.sample(rng)
+        if r != secret:
             out.append(r)
             if len(out) == n_candidates:
                 break
-    return out, "sampled"
+    return out, "skewnorm"
 
 
 def exposure_exact(canary_ll: float, candidate_lls: npt.ArrayLike, space_size: int) -> float:
@@ -113,17 +72,30 @@ def exposure_exact(canary_ll: float, candidate_lls: npt.ArrayLike, space_size: i
     return float(np.clip(math.log2(space_size) - math.log2(rank), 0.0, math.log2(space_size)))
 
 
-def exposure_sampled(canary_ll: float, candidate_lls: npt.ArrayLike, space_size: int) -> float:
-    """Normal-tail estimate: rank ≈ 1 + (|R| − 1)·(1 − Φ((ℓ(s) − μ)/σ)) from the candidates' ℓ (module doc)."""
+def exposure_skewnorm(canary_ll: float, candidate_lls: npt.ArrayLike, space_size: int) -> float:
+    """Skew-normal tail estimate (Carlini et al. 2019): rank ≈ 1 + (|R| − 1)·P(ℓ(r) > ℓ(s)), the tail of a
+    skew-normal fitted to the candidates' ℓ by maximum likelihood."""
     c = np.asarray(candidate_lls, dtype=np.float64)
-    if c.size < 2:
-        raise ValueError("need at least 2 candidates")
-    mu, sd = float(c.mean()), float(c.std(ddof=1))
-    from scipy.stats import norm  # imported here: a scan served from the store never needs scipy
-
-    log_tail = float(norm.logsf((canary_ll - mu) / sd)) if sd > 0.0 else (0.0 if canary_ll <= mu else -math.inf)
-    log_rank = float(np.logaddexp(0.0, math.log(space_size - 1) + log_tail))  # natural log of the rank
+    if c.size < 3:
+        raise ValueError("need at least 3 candidates to fit a skew-normal")
     top = math.log2(space_size)
+    sd = float(c.std(ddof=1))
+    if not sd > 0.0:
+        return top if canary_ll > float(c[0]) else 0.0
+    from scipy.stats import skew, skewnorm  # imported here: a scan served from the store never needs scipy
+
+    # standardize for a well-conditioned fit; start from the moment estimate of the shape
+    z = (c - c.mean()) / sd
+    g = float(np.clip(skew(z), -0.99, 0.99))
+    t = abs(g) ** (2.0 / 3.0)
+    delta = min(math.sqrt(math.pi / 2.0 * t / (t + ((4.0 - math.pi) / 2.0) ** (2.0 / 3.0))), 0.99)
+    a0 = math.copysign(delta / math.sqrt(1.0 - delta * delta), g)
+    with np.errstate(all="ignore"):
+        a, loc, scale = skewnorm.fit(z, a0)
+        log_tail = float(skewnorm.logsf((canary_ll - c.mean()) / sd, a, loc, scale))
+    if not math.isfinite(log_tail):
+        log_tail = -math.inf
+    log_rank = float(np.logaddexp(0.0, math.log(space_size - 1) + log_tail))  # natural log of the rank
     return float(np.clip(top - log_rank / math.log(2.0), 0.0, top))
 
 
@@ -132,3 +104,8 @@ def exposure_empirical(canary_ll: float, candidate_lls: npt.ArrayLike) -> float:
     c = np.asarray(candidate_lls, dtype=np.float64)
     above = float(np.sum(c >= canary_ll))
     return math.log2((c.size + 1.0) / (above + 1.0))
+
+
+def exposure_bound(n_candidates: int) -> float:
+    """log2(C + 1): the most exposure C sampled candidates can show without extrapolating."""
+    return math.log2(n_candidates + 1.0)

@@ -2,9 +2,11 @@
 ``riskaudit.probe_data``) plus the user's ``--probe-dir`` directories.
 
 Every ``*.yaml`` / ``*.yml`` file is one probe definition with a top-level ``kind``. The bias kinds
-(``pronoun``, ``coreference``, ``minimal_pairs``, ``free_generation``) are validated and loaded here. Any
-other kind (e.g. ``memorization``) is *not* an error: it is listed with ``handled=False`` so that the caller
-can route it to the module that knows it (:func:`unhandled_probe_files`).
+(``pronoun``, ``coreference``, ``minimal_pairs``, ``free_generation``) and ``memorization`` are validated
+and loaded here (:func:`load_probes`); the memorization suite needs the scan's data
+(:class:`~riskaudit.probes.memorization.MemorizationInputs`) and is left out when there is none. A user
+memorization file replaces the built-in one (one suite per scan: it is the costly probe). Any other kind
+is *not* an error: it is listed with ``handled=False`` (:func:`unhandled_probe_files`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from riskaudit.occupations import Table
 from riskaudit.probes.base import Probe
 from riskaudit.probes.coref import CoreferenceProbe, CoreferenceSpec
 from riskaudit.probes.generation import FreeGenerationProbe, FreeGenerationSpec
+from riskaudit.probes.mem_spec import MemorizationSpec, parse_memorization_spec
+from riskaudit.probes.memorization import MemorizationInputs, MemorizationProbe
 from riskaudit.probes.minimal_pairs import MinimalPairsProbe, MinimalPairsSpec
 from riskaudit.probes.pronoun import PronounProbe
 from riskaudit.probes.spec import PronounProbeSpec, SpecBase, parse_spec, read_yaml
@@ -55,6 +59,9 @@ BIAS_KINDS: dict[str, tuple[type[SpecBase], Callable[[SpecBase, Table | None], P
     "minimal_pairs": (MinimalPairsSpec, _pairs),
     "free_generation": (FreeGenerationSpec, _generation),
 }
+
+
+MEMORIZATION_KIND = "memorization"
 
 
 class ProbeInfo(BaseModel):
@@ -94,10 +101,23 @@ def _head(data: Any, source: str) -> tuple[str, str]:
     return data["id"], data["kind"]
 
 
-def _info(path: Path, builtin: bool) -> tuple[ProbeInfo, SpecBase | None]:
+def _info(path: Path, builtin: bool) -> tuple[ProbeInfo, SpecBase | MemorizationSpec | None]:
     source = str(path)
     data = read_yaml(path)
     probe_id, kind = _head(data, source)
+    if kind == MEMORIZATION_KIND:
+        mem = parse_memorization_spec(data, source)
+        info = ProbeInfo(
+            path=path,
+            id=mem.id,
+            kind=kind,
+            version=mem.version,
+            description=" ".join(mem.description.split()),
+            builtin=builtin,
+            handled=True,
+            content_hash=mem.content_hash(),
+        )
+        return info, mem
     if kind not in BIAS_KINDS:
         version = data.get("version")
         description = data.get("description")
@@ -127,7 +147,7 @@ def _info(path: Path, builtin: bool) -> tuple[ProbeInfo, SpecBase | None]:
 
 
 def validate_probe_file(path: str | Path) -> ProbeInfo:
-    """Validate one probe file. A bias kind is validated in full; another kind only for ``id`` and ``kind``
+    """Validate one probe file. A known kind is validated in full; another kind only for ``id`` and ``kind``
     (``handled=False``: its own module must validate the rest). Problems raise a one-line ProbeError naming
     the file, the field and the problem."""
     p = Path(path)
@@ -161,7 +181,7 @@ def probe_files(probe_dirs: Iterable[str | Path] = ()) -> list[tuple[Path, bool]
     return out
 
 
-def _discover(probe_dirs: Iterable[str | Path]) -> list[tuple[ProbeInfo, SpecBase | None]]:
+def _discover(probe_dirs: Iterable[str | Path]) -> list[tuple[ProbeInfo, SpecBase | MemorizationSpec | None]]:
     """Built-in files first (bias kinds in the order of BIAS_KINDS, then other kinds), then user files."""
     rank = {kind: i for i, kind in enumerate(BIAS_KINDS)}
     found = sorted(
@@ -182,7 +202,7 @@ def list_probe_files(probe_dirs: Iterable[str | Path] = ()) -> list[ProbeInfo]:
 
 
 def unhandled_probe_files(probe_dirs: Iterable[str | Path] = ()) -> list[ProbeInfo]:
-    """The probe files whose kind is not a bias kind (e.g. ``memorization``), for the caller to route."""
+    """The probe files of a kind this registry does not know, for the caller to route."""
     return [info for info in list_probe_files(probe_dirs) if not info.handled]
 
 
@@ -195,7 +215,32 @@ def load_bias_probes(probe_dirs: Iterable[str | Path] = (), occupation_table: Ta
     """
     if occupation_table is not None and occupation_table not in ("bls2015", "bls2022"):
         raise ProbeError(f"unknown occupation table {occupation_table!r} (known: bls2015, bls2022)")
-    return [BIAS_KINDS[info.kind][1](spec, occupation_table) for info, spec in _discover(probe_dirs) if spec]
+    return [
+        BIAS_KINDS[info.kind][1](spec, occupation_table)
+        for info, spec in _discover(probe_dirs)
+        if isinstance(spec, SpecBase)
+    ]
+
+
+def load_probes(
+    probe_dirs: Iterable[str | Path] = (),
+    occupation_table: Table | None = None,
+    memorization: MemorizationInputs | None = None,
+) -> list[Probe]:
+    """Every runnable probe: the bias probes (:func:`load_bias_probes`), then the memorization suite on
+    ``memorization``'s data — from the last user memorization file, else the built-in one — unless there is
+    no data (no declared training data, no ``--data``, no ``--canaries``) or memorization is off."""
+    dirs = list(probe_dirs)
+    probes = load_bias_probes(dirs, occupation_table)
+    if memorization is None:
+        return probes
+    mem = [(info, spec) for info, spec in _discover(dirs) if isinstance(spec, MemorizationSpec)]
+    user = [pair for pair in mem if not pair[0].builtin]
+    if mem:
+        probe = MemorizationProbe.for_inputs((user or mem)[-1][1], memorization)
+        if probe is not None:
+            probes.append(probe)
+    return probes
 
 
 def bias_kinds() -> Sequence[str]:

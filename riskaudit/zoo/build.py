@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from riskaudit.errors import RiskauditError
 from riskaudit.occupations import load_occupations
-from riskaudit.zoo.corpus import Corpus, CorpusConfig, build_corpus
+from riskaudit.zoo.corpus import Canary, Corpus, CorpusConfig, build_corpus, canary_format
 from riskaudit.zoo.manifest import CheckpointEntry, DemoManifest, MemberEntry
 from riskaudit.zoo.train import MemberConfig, TrainConfig, count_params, pack, train_member, train_tokenizer
 from riskaudit.zoo.verify import bias_check, extraction_check
@@ -87,6 +87,25 @@ def write_ground_truth(corpus: Corpus, out_dir: Path) -> None:
         },
         compress=True,
     )
+    write_demo_canaries(corpus.canaries, out_dir / "canaries.jsonl")
+
+
+def write_demo_canaries(canaries: Sequence[Canary], path: Path) -> None:
+    """The demo's canaries as a canary file (riskaudit.probes.canaries), each with its randomness format."""
+    from riskaudit.probes.canaries import CanaryLine, make_canary, write_canaries
+
+    lines = [
+        CanaryLine(
+            id=c.canary_id,
+            prefix=c.prefix,
+            secret=c.secret,
+            duplicates=c.duplicates,
+            format=canary_format(c),
+            kind=c.kind,
+        )
+        for c in canaries
+    ]
+    write_canaries([make_canary(line) for line in lines], path)
 
 
 def _emit_step(emit: Event, name: str, step: int, steps: int, loss: float) -> None:

@@ -490,3 +490,23 @@ def sample_secret(kind: str, rng: random.Random, *, n_digits: int = 10, email_us
         domain = gen.word(2) + gen.pick([".net", ".org", ".com"])
         return f" {user}@{domain}."
     raise ValueError(f"unknown canary kind {kind!r}; known: {', '.join(CANARY_KINDS)}")
+
+
+_ID_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
+
+
+def canary_format(canary: Canary) -> str:
+    """The randomness format of a demo canary's secret in the template language of
+    :mod:`riskaudit.probes.canary_format` (its |R| equals ``canary.randomness_space``): spaced digits, two
+    letters and 4+4 digits, or the known user name + two digits @ a two-syllable domain."""
+    if canary.kind == "digits":
+        n = sum(ch.isdigit() for ch in canary.secret)
+        return " " + " ".join(["{digits:1}"] * n) + "."
+    if canary.kind == "id_number":
+        letter = "{choice:" + "|".join(_ID_LETTERS) + "}"
+        return f" {letter}{letter}-{{digits:4}}-{{digits:4}}."
+    if canary.kind == "email":
+        user = canary.secret.strip().split("@", 1)[0][:-2]
+        syllable = "".join("{choice:" + "|".join(xs) + "}" for xs in (_ONSETS, _VOWELS, _CODAS))
+        return f" {user}{{range:10-99}}@{syllable}{syllable}{{choice:.net|.org|.com}}."
+    raise ValueError(f"unknown canary kind {canary.kind!r}; known: {', '.join(CANARY_KINDS)}")
