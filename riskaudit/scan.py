@@ -426,7 +426,6 @@ def run_scan(
     if store is not None and all(r.unit_digests and r.report.status == "ok" for r in runs):
         product = {
             "outcomes": [[p.model_dump(mode="json") for p in m.probes] for m in members],
-            "load_seconds": [m.load_seconds for m in members],
             "analysis": analysis.model_dump(mode="json"),
             "sidecar": sidecar.decode(),
         }
@@ -471,18 +470,15 @@ def _from_product(
     try:
         analysis = FamilyAnalysis.model_validate(product["analysis"])
         sidecar = str(product["sidecar"]).encode()
-        loads = [float(x) for x in product.get("load_seconds", [0.0] * len(runs))]
-        members = [  # the seconds are those of the original computation, not this run's (nothing was computed)
-            run.report.model_copy(
-                update={"probes": [ProbeOutcome.model_validate(o) for o in outcomes], "load_seconds": load}
-            )
-            for run, outcomes, load in zip(runs, product["outcomes"], loads, strict=True)
+        members = [  # probe seconds: the original computation's; load_seconds 0: nothing was loaded this run
+            run.report.model_copy(update={"probes": [ProbeOutcome.model_validate(o) for o in outcomes]})
+            for run, outcomes in zip(runs, product["outcomes"], strict=True)
         ]
     except (KeyError, TypeError, ValueError, ValidationError):
         return None
     n = len(members)
     for i, (member, m) in enumerate(zip(family.members, members, strict=True)):
         events.member_start(i, n, member)
-        spent = m.load_seconds + sum(p.seconds for p in m.probes)
+        spent = sum(p.seconds for p in m.probes)
         events.member_done(i, n, m.model_copy(update={"probes": []}), spent, from_store=True)
     return members, analysis, sidecar
