@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing
+import os
 import re
+import sys
 from collections.abc import Collection
 from pathlib import Path
 
@@ -208,11 +211,31 @@ def plot_report(
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise RiskauditError(f"--out {out_dir} is a file; give a directory for the plots")
-    paths = []
-    for probe, metric in metric_keys(report):
-        if (not breakdowns and "[" in metric) or (only is not None and (probe, metric) not in only):
-            continue
-        p = plot_metric(report, probe, metric, out_dir / plot_filename(probe, metric), dpi)
-        if p is not None:
-            paths.append(p)
-    return paths
+    keys = [
+        (probe, metric)
+        for probe, metric in metric_keys(report)
+        if (breakdowns or "[" not in metric) and (only is None or (probe, metric) in only)
+    ]
+    jobs = [(probe, metric, out_dir / plot_filename(probe, metric), dpi) for probe, metric in keys]
+    workers = min(os.cpu_count() or 1, 4, len(jobs) // 4)
+    # forked workers share the report without copying it; never after torch is loaded (its threads and a fork
+    # do not mix), so `scan --plots` draws in this process
+    if workers > 1 and "torch" not in sys.modules and "fork" in multiprocessing.get_all_start_methods():
+        global _FORKED_REPORT
+        _FORKED_REPORT = report
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                done = pool.starmap(_plot_forked, jobs, chunksize=max(1, len(jobs) // (workers * 2)))
+        finally:
+            _FORKED_REPORT = None
+    else:
+        done = [plot_metric(report, *job) for job in jobs]
+    return [p for p in done if p is not None]
+
+
+_FORKED_REPORT: Report | None = None
+
+
+def _plot_forked(probe: str, metric: str, path: Path, dpi: int) -> Path | None:
+    assert _FORKED_REPORT is not None
+    return plot_metric(_FORKED_REPORT, probe, metric, path, dpi)

@@ -514,7 +514,6 @@ def scan_family(
     if store is not None and all(r.unit_digests and r.report.status == "ok" for r in runs):
         product = {
             "outcomes": [[p.model_dump(mode="json") for p in m.probes] for m in members],
-            "load_seconds": [m.load_seconds for m in members],
             "tokenization": [m.tokenization and m.tokenization.model_dump(mode="json") for m in members],
             "analysis": analysis.model_dump(mode="json"),
             "sidecar": sidecar.decode(),
@@ -573,23 +572,21 @@ def _from_product(
         analysis = FamilyAnalysis.model_validate(product["analysis"])
         sidecar = str(product["sidecar"]).encode()
         rep_bytes = base64.b64decode(str(product["replicates"]), validate=True)
-        loads = [float(x) for x in product.get("load_seconds", [0.0] * len(runs))]
         tokenization = product.get("tokenization") or [None] * len(runs)
-        members = [  # the seconds are those of the original computation, not this run's (nothing was computed)
+        members = [  # probe seconds: the original computation's; load_seconds 0: nothing was loaded this run
             run.report.model_copy(
                 update={
                     "probes": [ProbeOutcome.model_validate(o) for o in outcomes],
-                    "load_seconds": load,
                     "tokenization": None if tok is None else TokenizationInfo.model_validate(tok),
                 }
             )
-            for run, outcomes, load, tok in zip(runs, product["outcomes"], loads, tokenization, strict=True)
+            for run, outcomes, tok in zip(runs, product["outcomes"], tokenization, strict=True)
         ]
     except (KeyError, TypeError, ValueError, ValidationError, binascii.Error):
         return None
     n = len(members)
     for i, (member, m) in enumerate(zip(family.members, members, strict=True)):
         events.member_start(i, n, member)
-        spent = m.load_seconds + sum(p.seconds for p in m.probes)
+        spent = sum(p.seconds for p in m.probes)
         events.member_done(i, n, m.model_copy(update={"probes": []}), spent, from_store=True)
     return members, analysis, sidecar, rep_bytes

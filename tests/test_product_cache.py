@@ -93,7 +93,7 @@ def test_unchanged_rescan_is_served_whole(tmp_path: Path, models: Path, monkeypa
     assert warm.analysis is not None and warm.analysis == cold.analysis
     # the compute times are the original computation's, not zero (issue 14)
     assert [p.seconds for m in warm.members for p in m.probes] == [p.seconds for m in cold.members for p in m.probes]
-    assert [m.load_seconds for m in warm.members] == [m.load_seconds for m in cold.members]
+    assert all(m.load_seconds == 0 for m in warm.members)  # nothing was loaded this run
     assert all(p.seconds > 0 for m in warm.members for p in m.probes)
     # without the store, the same inputs give the same report: the product is what a full scan computes
     plain, plain_side = run_scan(family, OPTS, probes=probes)
