@@ -254,8 +254,6 @@ def scan(
     )
     probes = build_probes(fam, probe_options)
     options = options.model_copy(update={"notes": scan_notes(probes, probe_options)})
-    for note in options.notes:
-        err_console.print(f"note: {note}", markup=False, highlight=False)
     if no_cache and cache_dir is not None:
         raise RiskauditError("--no-cache and --cache-dir cannot be used together")
     counter = UnitCounter()
@@ -278,6 +276,8 @@ def scan(
             )
         raise Interrupted(msg) from None
     _print_report(report, detail=False)
+    for note in options.notes:  # after the work: an error stays the only line on stderr
+        err_console.print(f"note: {note}", markup=False, highlight=False)
     if plots:
         from riskaudit.plots import plot_report
 
