@@ -299,8 +299,6 @@ def scan(
     )
     probes = build_probes(fam, probe_options)
     options = options.model_copy(update={"notes": scan_notes(probes, probe_options)})
-    for note in options.notes:
-        err_console.print(f"note: {note}", markup=False, highlight=False)
     if probe_ids is not None:
         probes = select_probes(probes, probe_ids.split(","))
     if limit is not None:
@@ -334,6 +332,8 @@ def scan(
             )
         raise Interrupted(msg) from None
     _print_report(report, detail=False, wide=wide)
+    for note in options.notes:  # after the work: an error stays the only line on stderr
+        err_console.print(f"note: {note}", markup=False, highlight=False)
     if plots:
         from riskaudit.plots import plot_report
         from riskaudit.render import headline_keys

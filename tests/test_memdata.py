@@ -21,12 +21,12 @@ from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.hf import HFModel
 from riskaudit.probes.memorization import (
     ExposureSettings,
-    MemorizationInputs,
-    load_memorization_spec,
     ExtractionSettings,
+    MemorizationInputs,
     MemorizationProbe,
     MemorizationSpec,
     StatsSettings,
+    load_memorization_spec,
 )
 from riskaudit.resources import demo_dir
 from riskaudit.training_data import PYTHIA_STANDARD_DATA

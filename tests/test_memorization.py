@@ -29,8 +29,8 @@ from riskaudit.probes.base import ProbeResult
 from riskaudit.probes.canaries import CanaryLine, PlantedCanary, make_canary
 from riskaudit.probes.memorization import (
     ExposureSettings,
-    MemorizationInputs,
     ExtractionSettings,
+    MemorizationInputs,
     MemorizationProbe,
     MemorizationSpec,
     StatsSettings,

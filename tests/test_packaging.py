@@ -31,6 +31,8 @@ def test_wheel_ships_probes_and_demo(tmp_path: Path) -> None:
         "assert str(r.probe_data_dir()).startswith(sys.argv[1]);"
         "p = PronounProbe.load(); f = load_family('demo');"
         "assert all(m.source.startswith(sys.argv[1]) for m in f.members);"
+        "from riskaudit.probes.canaries import load_canaries;"
+        "assert len(load_canaries(f.training_data.canaries)) == 120;"
         "print(len(p.spec.templates), len(f.members))"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, cwd=tmp_path)
