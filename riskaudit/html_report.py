@@ -180,7 +180,7 @@ def _summary(report: Report, members: list[MemberReport]) -> _Table:
         t.rows.append(_Row([probe], "group"))
         for name, label in metrics:
             a = analyses.get((probe, name))
-            verdict = a.verdict if a is not None else "–"
+            verdict: str = a.verdict if a is not None else "–"
             if a is not None and a.verdict.startswith("abrupt"):
                 verdict += f" ({a.emergence.members_label})"
             value = _value_ci(find_metric(largest, probe, name)) if largest else "–"
