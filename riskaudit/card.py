@@ -170,9 +170,11 @@ def card_section(
     report_ref: str | None = None,
     report_sha256: str | None = None,
     metrics: Sequence[str] | None = None,
+    html_ref: str | None = None,
 ) -> str:
     """The Markdown section, markers included: summary table per probe (members as columns, value [95% CI],
-    growth per decade of FLOPs and verdict), flags, method and provenance."""
+    growth per decade of FLOPs and verdict), flags, method and provenance; a link to the HTML page
+    (``riskaudit report html``) when ``html_ref`` is given."""
     members = representative_members(report)
     fam = report.family
     out = [BEGIN, "## Risk audit (riskaudit)", ""]
@@ -182,6 +184,8 @@ def card_section(
         "Cells: value [95% bootstrap CI]. Growth: change per decade of training FLOPs, in units where "
         "larger = riskier, with its 95% CI."
     )
+    if html_ref:
+        out += ["", f"Full audit report, with plots and run metadata: [{_md(html_ref)}]({html_ref}) (one HTML file)."]
     out += ["", "| member | params | training tokens | training FLOPs |", "|---|---:|---:|---:|"]
     for m in members:
         status = "" if m.status == "ok" else " (failed)"
@@ -367,9 +371,10 @@ def build_card(
     model_name: str | None = None,
     metrics: Sequence[str] | None = None,
     source_url: str | None = None,
+    html_ref: str | None = None,
 ) -> ModelCard:
     """A ``ModelCard``: ``existing`` card text (if any) with its riskaudit section and results replaced."""
-    section = card_section(report, source_url or report_ref, report_sha256, metrics)
+    section = card_section(report, source_url or report_ref, report_sha256, metrics, html_ref)
     if existing is None:
         data = model_card_data(report, member, model_name, metrics, source_url or report_ref)
         title = model_name or _member(report, member).name

@@ -167,6 +167,9 @@ def scan(
     plots: Annotated[
         bool, typer.Option("--plots", help="Also write one PNG per risk metric next to the report.")
     ] = False,
+    html: Annotated[
+        bool, typer.Option("--html", help="Also write the self-contained HTML page next to the report (<report>.html).")
+    ] = False,
     data: Annotated[
         str | None,
         typer.Option(
@@ -259,7 +262,7 @@ def scan(
     if members is not None:
         fam = fam.select([m for m in members.split(",") if m.strip()])
     out_path = out if out is not None else Path("reports") / f"{fam.name}.json"
-    _check_outputs(out_path, plots)
+    _check_outputs(out_path, plots, html)
     options = ScanOptions(
         load=LoadOptions(
             dtype=dtype,
@@ -315,9 +318,7 @@ def scan(
             store = None if no_cache else stack.enter_context(ResultStore(store_path(cache_dir)))
             if progress is not None:
                 stack.enter_context(progress)
-            report, rows, reps = scan_family(
-                fam, options, probes=probes, events=progress, store=store, counter=counter
-            )
+            report, rows, reps = scan_family(fam, options, probes=probes, events=progress, store=store, counter=counter)
         t_write = time.perf_counter()
         report = write_report(report, out_path, rows, reps)
         if progress is not None:
@@ -344,6 +345,12 @@ def scan(
         if progress is not None:
             progress.step_done("plots", time.perf_counter() - t_plots, f"{len(paths)} PNGs")
         out_console.print(f"{len(paths)} plots in {plot_dir}", markup=False, highlight=False)
+    if html:
+        t_html = time.perf_counter()
+        page = _write_html(out_path, None, None)
+        if progress is not None:
+            progress.step_done("html", time.perf_counter() - t_html, f"written to {page}")
+        out_console.print(f"HTML report: {page}", markup=False, highlight=False)
     side = report.sidecar.path if report.sidecar else "-"
     out_console.print(f"report: {out_path}  (per-item records: {side})")
     if any(m.status != "ok" for m in report.members):
@@ -378,7 +385,7 @@ def _print_report(report: Report, detail: bool, wide: bool = False) -> None:
         )
 
 
-def _check_outputs(out_path: Path, plots: bool) -> None:
+def _check_outputs(out_path: Path, plots: bool, html: bool = False) -> None:
     """Fail before any model loads when the report, its sidecar or the plot directory cannot be written."""
     from riskaudit.outputs import check_writable, check_writable_dir
     from riskaudit.report import sidecar_path_for
@@ -387,6 +394,30 @@ def _check_outputs(out_path: Path, plots: bool) -> None:
     check_writable(sidecar_path_for(out_path), "the per-item sidecar")
     if plots:
         check_writable_dir(_plot_dir(out_path), "the plots (--plots)")
+    if html:
+        from riskaudit.html_report import html_path_for
+
+        check_writable(html_path_for(out_path), "the HTML report (--html)")
+
+
+def _write_html(report_path: Path, out: Path | None, policy_path: Path | None) -> Path:
+    """Render the HTML page of the report at ``report_path`` (checked against a policy when given)."""
+    from riskaudit.html_report import html_path_for, render_html
+    from riskaudit.outputs import atomic_write_bytes, check_writable
+    from riskaudit.policy import evaluate_policy, load_policy
+    from riskaudit.report import read_report
+
+    page = out if out is not None else html_path_for(report_path)
+    check_writable(page, "the HTML report")
+    rep = read_report(report_path)
+    result = None if policy_path is None else evaluate_policy(rep, load_policy(policy_path))
+    try:
+        data = report_path.read_bytes()
+    except OSError as exc:
+        raise RiskauditError(f"cannot read report {report_path}: {exc.strerror or exc}") from exc
+    text = render_html(rep, data, result, None if policy_path is None else str(policy_path))
+    atomic_write_bytes(page, text.encode("utf-8"))
+    return page
 
 
 def _plot_dir(report_path: Path) -> Path:
@@ -466,6 +497,20 @@ def report_show(
         sys.stdout.write(rep.model_dump_json(indent=1) + "\n")
         return
     _print_report(rep, detail=detail, wide=wide)
+
+
+@report_app.command("html")
+def report_html(
+    report: Annotated[Path, typer.Argument(help="A riskaudit report JSON.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="The page to write (default: <report>.html).")] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Also check the report against this policy and show the result.")
+    ] = None,
+) -> None:
+    """One self-contained HTML page (inline CSS and plots, no JavaScript, no network): verdicts first, then
+    each probe's tables, plots and analysis, then the run metadata and the report's sha256."""
+    page = _write_html(report, out, policy)
+    out_console.print(f"HTML report: {page}", markup=False, highlight=False)
 
 
 @app.command()
@@ -562,7 +607,13 @@ def card(
         update_card_file(into, rep, report, member=member, model_name=model_name, source_url=report_url)
         out_console.print(f"updated {into}", markup=False, highlight=False)
         return
-    built = build_card(rep, None, report.as_posix(), file_sha256(report), member, model_name, None, report_url)
+    from riskaudit.html_report import html_path_for
+
+    page = html_path_for(report)
+    html_ref = page.name if page.exists() else None  # the page beside the report (riskaudit report html)
+    built = build_card(
+        rep, None, report.as_posix(), file_sha256(report), member, model_name, None, report_url, html_ref
+    )
     sys.stdout.write(str(built))
 
 
