@@ -74,9 +74,10 @@ def test_limit_cuts_items_and_changes_every_store_key() -> None:
     from collections import Counter
 
     from riskaudit.probe_subset import limit_probe, select_probes
+    from riskaudit.families import load_family
     from riskaudit.scan import ProbeOptions, build_probes
 
-    probes = build_probes("demo", ProbeOptions())
+    probes = build_probes(load_family("demo"), ProbeOptions())  # the demo family declares its training data
     pronoun, mem = select_probes(probes, [PRONOUN, "memorization"])
     small = limit_probe(pronoun, 4)
     assert len(small.occupations) == 4 and len(pronoun.occupations) > 4  # type: ignore[attr-defined]
