@@ -285,3 +285,23 @@ def test_add_bos_in_a_family_toml(tmp_path: Path) -> None:
     toml.write_text('add_bos = "maybe"\n[[members]]\nname = "a"\nsource = "org/a"\ntokens = 1\n')
     with pytest.raises(FamilyError, match="add_bos"):
         load_family_toml(toml)
+
+
+def test_scan_records_boundary_fallbacks_per_probe_and_member() -> None:
+    from riskaudit.models import TokenizationInfo
+    from riskaudit.probes.base import ProbeResult
+    from riskaudit.scan import _member_tokenization, _with_tokenization
+
+    class Handle:
+        tokenization = TokenizationInfo(add_bos=True, bos_token_id=1, rule="r", pairs=10, boundary_fallbacks=1)
+
+    before = Handle.tokenization.model_copy(update={"pairs": 4, "boundary_fallbacks": 0})
+    raw = ProbeResult(probe_id="p", probe_hash="h", metrics=[], records=[])
+    one = _with_tokenization(raw, before, Handle())  # type: ignore[arg-type]
+    assert one.tokenization is not None and (one.tokenization.pairs, one.tokenization.boundary_fallbacks) == (6, 1)
+    assert any("in 1 of 6 (context, continuation) pairs" in n for n in one.notes)
+    clean = _with_tokenization(raw, Handle.tokenization, Handle())  # type: ignore[arg-type]
+    assert clean.notes == [] and clean.tokenization is not None and clean.tokenization.pairs == 0
+    member = _member_tokenization([one, clean, raw])
+    assert member is not None and (member.pairs, member.boundary_fallbacks, member.add_bos) == (6, 1, True)
+    assert _member_tokenization([raw]) is None

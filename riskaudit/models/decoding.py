@@ -8,8 +8,7 @@ from typing import Any
 
 import torch
 
-BatchFn = Callable[[list[int]], None]
-RunBatches = Callable[[Sequence[int], int, BatchFn], None]  # (lengths, longest total length, fn)
+from riskaudit.models.oom import RunBatches
 
 
 def clean_generation_config(pad_id: int) -> Any:

@@ -29,7 +29,7 @@ from riskaudit.models.base import (
 from riskaudit.models.hub import env_offline as _env_offline  # riskaudit.memdata imports these two from here
 from riskaudit.models.hub import hub_reachable as _hub_reachable
 from riskaudit.models.load_errors import one_line
-from riskaudit.models.oom import HalvingRunner, OutOfMemory, release_memory, trim_heap
+from riskaudit.models.oom import BatchFn, HalvingRunner, OutOfMemory, RunBatches, release_memory, trim_heap
 from riskaudit.models.sampling import GumbelSampler, check_sampling_args, row_generator
 from riskaudit.models.scoring import NumericalError
 from riskaudit.models.tokenization import Convention, decide_bos
@@ -200,9 +200,13 @@ class HFModel:
         """
         return self._runner.capped(self._batch.size_for(min(int(max_len), self._max_length)))
 
-    def _run_batches(self, stage: str, lengths: Sequence[int], max_len: int, fn: Callable[[list[int]], None]) -> None:
-        """Run ``fn`` on length-sorted batches, halving on out of memory (:class:`HalvingRunner`)."""
-        self._runner.run(stage, lengths, self.batch_size_for(max_len), fn)
+    def _batches(self, stage: str) -> RunBatches:
+        """Runs a stage's length-sorted batches at this model's batch size, halving on out of memory."""
+
+        def run(lengths: Sequence[int], max_len: int, fn: BatchFn) -> None:
+            self._runner.run(stage, lengths, self.batch_size_for(max_len), fn)
+
+        return run
 
     def _release_memory(self) -> None:
         release_memory(self._device)
@@ -225,46 +229,13 @@ class HFModel:
         Pairs whose model input is the same token sequence share one forward pass; in particular every
         single-token continuation of a context is scored from one pass of that context (its last position).
         """
-        encoded = self._encode_pairs(pairs)
-        for _, cont_enc in encoded:
-            if len(cont_enc) > self._max_length:
-                raise ValueError(f"continuation of {len(cont_enc)} tokens exceeds max_length {self._max_length}")
-        results: list[LoglikelihoodResult | None] = [None] * len(pairs)
-        # model input: (context + continuation)[-(max_length+1):][:-1]; a single-token continuation's input is
-        # therefore the (truncated) context itself, shared by all its single-token continuations
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (c, k) in enumerate(encoded):
-            if not k:
-                results[i] = LoglikelihoodResult(logprob=0.0, n_tokens=0, is_greedy=True)
-                continue
-            groups.setdefault(tuple((c + k)[-(self._max_length + 1) :][:-1]), []).append(i)
-        jobs = list(groups.items())
-        lengths = [len(seq) for seq, _ in jobs]
-
-        def run(batch: list[int]) -> None:
-            requests: list[scoring.ScoreRequest] = []
-            owners: list[int] = []
-            for row, j in enumerate(batch):
-                for i in jobs[j][1]:
-                    cont = encoded[i][1]
-                    requests.append((row, lengths[j] - len(cont), cont))
-                    owners.append(i)
-            # project onto the vocabulary only at the positions that are scored (the model's logits_to_keep)
-            needed = sorted({start + t for _, start, cont in requests for t in range(len(cont))})
-            keep = needed if len(needed) < max(lengths[j] for j in batch) else None
-            logits = self._forward([jobs[j][0] for j in batch], keep=keep)
-            if keep is not None:
-                index = {col: k for k, col in enumerate(keep)}
-                requests = [(row, index[start], cont) for row, start, cont in requests]
-            scored = scoring.score_many(logits, requests, self._check_finite)
-            del logits
-            for i, (lp, match) in zip(owners, scored, strict=True):
-                results[i] = LoglikelihoodResult(
-                    logprob=float(lp.sum()), n_tokens=int(lp.shape[0]), is_greedy=bool(match.all())
-                )
-
-        self._run_batches("loglikelihood", lengths, max(lengths, default=1), run)
-        return [r for r in results if r is not None]
+        return scoring.score_pairs(
+            self._encode_pairs(pairs),
+            self._max_length,
+            forward=lambda seqs, keep: self._forward(seqs, keep),
+            run_batches=self._batches("loglikelihood"),
+            check=self._check_finite,
+        )
 
     def token_stats(self, sequences: Sequence[Sequence[int]], prefix_lens: Sequence[int]) -> list[TokenStats]:
         """Teacher-forced log p and argmax agreement of every token at position ≥ prefix_len (one pass).
@@ -284,19 +255,12 @@ class HFModel:
             if cut > p - 1:
                 raise ValueError(f"suffix of {len(ids) - p} tokens does not fit max_length {self._max_length}")
             items.append((ids[cut:], p - cut))
-        results: list[TokenStats | None] = [None] * len(items)
-        lengths = [len(ids) for ids, _ in items]
-
-        def run(batch: list[int]) -> None:
-            logits = self._forward([items[i][0] for i in batch])
-            requests = [(row, items[i][1] - 1, items[i][0][items[i][1] :]) for row, i in enumerate(batch)]
-            scored = scoring.score_many(logits, requests, self._check_finite)
-            del logits
-            for i, (lp, match) in zip(batch, scored, strict=True):
-                results[i] = TokenStats(logprobs=lp, argmax_match=match)
-
-        self._run_batches("token_stats", lengths, max(lengths, default=1), run)
-        return [r for r in results if r is not None]
+        return scoring.score_suffixes(
+            items,
+            forward=lambda seqs, keep: self._forward(seqs, keep),
+            run_batches=self._batches("token_stats"),
+            check=self._check_finite,
+        )
 
     # ---- generation
 
@@ -352,7 +316,7 @@ class HFModel:
             pad_id=self._pad_id,
             device=self._device,
             check=self._check_finite,
-            run_batches=lambda lengths, max_len, fn: self._run_batches(stage, lengths, max_len, fn),
+            run_batches=self._batches(stage),
         )
 
     # ---- internals

@@ -14,6 +14,9 @@ from riskaudit.errors import ModelLoadError
 from riskaudit.models.base import BatchHalving
 from riskaudit.models.load_errors import one_line
 
+BatchFn = Callable[[list[int]], None]  # runs one batch, given indices into the workload
+RunBatches = Callable[[Sequence[int], int, BatchFn], None]  # (lengths, longest total length, fn)
+
 
 class OutOfMemory(ModelLoadError):
     """The model ran out of memory even one sequence at a time."""
@@ -82,7 +85,7 @@ class HalvingRunner:
     def capped(self, size: int) -> int:
         return size if self.cap is None else max(1, min(size, self.cap))
 
-    def run(self, stage: str, lengths: Sequence[int], batch_size: int, fn: Callable[[list[int]], None]) -> None:
+    def run(self, stage: str, lengths: Sequence[int], batch_size: int, fn: BatchFn) -> None:
         """Call ``fn`` on length-sorted batches of indices into ``lengths``; on a CUDA or CPU allocation failure
         free what can be freed, halve the batch size, record it and run the same sequences again. ``fn`` must
         only publish its results once it has them all, so a failed batch leaves nothing half-written. Out of

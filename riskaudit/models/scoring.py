@@ -4,16 +4,20 @@ the target tokens (so results do not depend on the batch size, the padding or th
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from riskaudit.errors import ModelLoadError
+from riskaudit.models.base import LoglikelihoodResult, TokenStats
+from riskaudit.models.oom import RunBatches
 
 FloatRows = np.ndarray[Any, Any]
 ScoreRequest = tuple[int, int, Sequence[int]]  # (row, start, targets): target j is predicted at start + j
+Forward = Callable[[Sequence[Sequence[int]], Sequence[int] | None], torch.Tensor]  # (sequences, keep) -> logits
+Check = Callable[[torch.Tensor], None]
 
 
 class NumericalError(ModelLoadError):
@@ -124,3 +128,74 @@ def score_many(logits: torch.Tensor, requests: Sequence[ScoreRequest], check: An
         out.append((lp_all[pos : pos + n].copy(), match_all[pos : pos + n].copy()))
         pos += n
     return out
+
+
+def score_pairs(
+    encoded: Sequence[tuple[list[int], list[int]]],
+    max_length: int,
+    *,
+    forward: Forward,
+    run_batches: RunBatches,
+    check: Check,
+) -> list[LoglikelihoodResult]:
+    """log P(continuation | context) of encoded (context, continuation) token pairs.
+
+    The model input is (context + continuation)[-(max_length+1):][:-1] (lm-evaluation-harness); pairs with the
+    same input share one forward pass, so every single-token continuation of a context is scored from one
+    pass of that context (its last position). Logits are projected only at the scored positions.
+    """
+    for _, cont in encoded:
+        if len(cont) > max_length:
+            raise ValueError(f"continuation of {len(cont)} tokens exceeds max_length {max_length}")
+    results: list[LoglikelihoodResult | None] = [None] * len(encoded)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (c, k) in enumerate(encoded):
+        if not k:
+            results[i] = LoglikelihoodResult(logprob=0.0, n_tokens=0, is_greedy=True)
+            continue
+        groups.setdefault(tuple((c + k)[-(max_length + 1) :][:-1]), []).append(i)
+    jobs = list(groups.items())
+    lengths = [len(seq) for seq, _ in jobs]
+
+    def run(batch: list[int]) -> None:
+        requests: list[ScoreRequest] = []
+        owners: list[int] = []
+        for row, j in enumerate(batch):
+            for i in jobs[j][1]:
+                cont = encoded[i][1]
+                requests.append((row, lengths[j] - len(cont), cont))
+                owners.append(i)
+        needed = sorted({start + t for _, start, cont in requests for t in range(len(cont))})
+        keep = needed if len(needed) < max(lengths[j] for j in batch) else None
+        logits = forward([jobs[j][0] for j in batch], keep)
+        if keep is not None:
+            index = {col: k for k, col in enumerate(keep)}
+            requests = [(row, index[start], cont) for row, start, cont in requests]
+        scored = score_many(logits, requests, check)
+        del logits
+        for i, (lp, match) in zip(owners, scored, strict=True):
+            results[i] = LoglikelihoodResult(
+                logprob=float(lp.sum()), n_tokens=int(lp.shape[0]), is_greedy=bool(match.all())
+            )
+
+    run_batches(lengths, max(lengths, default=1), run)
+    return [r for r in results if r is not None]
+
+
+def score_suffixes(
+    items: Sequence[tuple[list[int], int]], *, forward: Forward, run_batches: RunBatches, check: Check
+) -> list[TokenStats]:
+    """Teacher-forced statistics of every token at position >= p of each (model input, p), p >= 1."""
+    results: list[TokenStats | None] = [None] * len(items)
+    lengths = [len(ids) for ids, _ in items]
+
+    def run(batch: list[int]) -> None:
+        logits = forward([items[i][0] for i in batch], None)
+        requests = [(row, items[i][1] - 1, items[i][0][items[i][1] :]) for row, i in enumerate(batch)]
+        scored = score_many(logits, requests, check)
+        del logits
+        for i, (lp, match) in zip(batch, scored, strict=True):
+            results[i] = TokenStats(logprobs=lp, argmax_match=match)
+
+    run_batches(lengths, max(lengths, default=1), run)
+    return [r for r in results if r is not None]
