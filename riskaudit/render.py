@@ -51,7 +51,6 @@ HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
         ("canary_mean_suffix_logprob", "canary log-p"),
         ("canary_exposure_exact", "exposure exact"),
         ("canary_exposure_skewnorm", "exposure est."),
-        ("canary_exposure_empirical", "exposure emp."),
         ("text_exact_extraction", "text extr."),
         ("mia_auc_loss", "MIA AUC"),
         ("canary_mia_auc_ref_ratio", "canary MIA AUC"),
@@ -84,8 +83,11 @@ def headline_metrics(report: Report, wide: bool = False) -> dict[str, tuple[tupl
         for p in m.probes:
             if p.probe_id in out:
                 continue
-            if p.probe_id in HEADLINES:
-                heads = HEADLINES[p.probe_id]
+            if p.probe_id in HEADLINES:  # those the report has (e.g. exact exposure only for enumerable canaries)
+                present = {
+                    x.name for mm in report.members for pp in mm.probes if pp.probe_id == p.probe_id for x in pp.metrics
+                }
+                heads = tuple(h for h in HEADLINES[p.probe_id] if h[0] in present)
             else:
                 heads = tuple((n, n) for n in [x.name for x in p.metrics if "[" not in x.name][:_DEFAULT_HEADLINES])
             if wide:

@@ -25,12 +25,14 @@ from tokenizers import Tokenizer, models
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
 from riskaudit.errors import ModelLoadError
+from riskaudit.families import load_family
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.hf import HFModel
 from riskaudit.models.tokenization import Convention, decide_bos
 from riskaudit.probes.base import Probe
 from riskaudit.probes.generation import FreeGenerationProbe
-from riskaudit.probes.memorization import MemorizationProbe
+from riskaudit.probes.mem_spec import load_memorization_spec
+from riskaudit.probes.memorization import MemorizationInputs, MemorizationProbe
 from riskaudit.probes.pronoun import PronounProbe
 
 ARCHS = available_archs()
@@ -173,7 +175,10 @@ def _small_probes() -> list[Probe]:
 def test_memorization_scores_with_the_models_bos(arch_dirs: dict[str, Path]) -> None:
     """On a BOS model the memorization suite's teacher-forced numbers are those of [BOS] + document tokens,
     and its one-pass verdicts agree with generation (the handle adds BOS to token_stats and greedy alike)."""
-    full = MemorizationProbe.for_family("demo", None, prefix_len=8, suffix_len=8)
+    declared = load_family("demo").training_data
+    inputs = MemorizationInputs(family="demo", training_data=declared, prefix_len=8, suffix_len=8)
+    full = MemorizationProbe.for_inputs(load_memorization_spec(), inputs)
+    assert full is not None
     data = dataclasses.replace(
         full.data, documents=full.data.documents[:6], heldout=full.data.heldout[:6], canaries=full.data.canaries[:3]
     )

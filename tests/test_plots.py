@@ -50,13 +50,13 @@ def test_text_is_readable_and_inside_the_figure(report: Report, probe: str, metr
 
 def test_default_plots_are_the_headline_metrics(report: Report, tmp_path: Path) -> None:
     keys = headline_keys(report)
-    few = [("occupation_gender_pronoun", "stereotype_correlation_pearson"), ("memorization", "canary_exposure")]
+    few = [("occupation_gender_pronoun", "stereotype_correlation_pearson"), ("memorization", "canary_exposure_skewnorm")]
     t0 = time.perf_counter()
     paths = plot_report(report, tmp_path, breakdowns=False, only=few)
     took = time.perf_counter() - t0
     assert [p.name for p in paths] == [
         "occupation_gender_pronoun__stereotype_correlation_pearson.png",
-        "memorization__canary_exposure.png",
+        "memorization__canary_exposure_skewnorm.png",
     ]
     assert set(few) <= keys
     assert took < 10, took  # about 0.3 s of CPU per plot; generous for a shared machine
