@@ -77,6 +77,10 @@ class ScanEvents(Protocol):
         self, index: int, total: int, result: MemberReport, seconds: float, from_store: bool = False
     ) -> None: ...
 
+    def step_done(self, step: str, seconds: float, detail: str = "") -> None:
+        """A family-level step (the analysis) finished."""
+        ...
+
 
 class UnitCounter:
     """Counts the units a scan stored in the result store (reported when the scan is interrupted)."""
@@ -97,12 +101,8 @@ class _NoEvents:
     ) -> None:
         pass
 
-
-def _step_done(events: ScanEvents, step: str, seconds: float) -> None:
-    """Tell ``events`` a family-level step finished (optional: ``step_done(step, seconds)``)."""
-    hook = getattr(events, "step_done", None)
-    if hook is not None:
-        hook(step, seconds)
+    def step_done(self, step: str, seconds: float, detail: str = "") -> None:
+        pass
 
 
 def build_probes(family: Family | str, options: ProbeOptions) -> list[Probe]:
@@ -129,11 +129,6 @@ def scan_notes(probes: Sequence[Probe], options: ProbeOptions) -> list[str]:
     if options.memorization and not any(isinstance(p, MemorizationProbe) for p in probes):
         return [NO_DATA_NOTE]
     return []
-
-
-def _probe_description(probe: Probe) -> str:
-    spec = getattr(probe, "spec", None)
-    return str(getattr(spec, "description", "")).strip()
 
 
 
@@ -510,7 +505,7 @@ def scan_family(
     analysis = analyze_family(
         series_from_report(report, decode_replicates(rep_bytes)), AnalysisConfig(seed=opts.seed)
     )
-    _step_done(ev, "analysis", time.perf_counter() - t_analysis)
+    ev.step_done("analysis", time.perf_counter() - t_analysis)
     if store is not None and all(r.unit_digests and r.report.status == "ok" for r in runs):
         product = {
             "outcomes": [[p.model_dump(mode="json") for p in m.probes] for m in members],
@@ -547,7 +542,7 @@ def _assemble(
         ),
         members=members,
         probes=[
-            ProbeDefinition(id=p.id, content_hash=p.content_hash(), description=_probe_description(p)) for p in probes
+            ProbeDefinition(id=p.id, content_hash=p.content_hash(), description=p.description) for p in probes
         ],
         notes=notes,
         analysis=analysis,

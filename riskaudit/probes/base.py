@@ -54,7 +54,17 @@ class ProbeResult(BaseModel):
 class Probe(Protocol):
     id: str
 
+    @property
+    def description(self) -> str:
+        """One paragraph on what the probe measures (from its definition), for reports."""
+        ...
+
     def content_hash(self) -> str: ...
+
+    def limited(self, n: int) -> Probe:
+        """A copy that scores only its first ``n`` items (``scan --limit``, a smoke run); its content hash
+        folds the limit in, so its store units are its own even when nothing is cut."""
+        ...
 
     def run(self, model: ModelHandle, progress: ProgressFn | None = None) -> ProbeResult: ...
 

@@ -13,6 +13,7 @@ free generation):
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -83,6 +84,7 @@ class OccupationProbeBase(Generic[SpecT]):
         self.id: str = spec.id
         self.occupations: list[Occupation] = list(occupations)
         self.notes: list[str] = list(notes)
+        self.limit: int | None = None  # scan --limit: only the first occupations are scored
 
     @classmethod
     def default_spec_path(cls) -> Path:
@@ -104,12 +106,26 @@ class OccupationProbeBase(Generic[SpecT]):
         """No family-level metrics: each member's result stands as it is."""
         return results
 
+    @property
+    def description(self) -> str:
+        return self.spec.description.strip()
+
+    def limited(self, n: int) -> Self:
+        """A copy over the first ``n`` occupations (``scan --limit``)."""
+        out = copy.copy(self)
+        out.occupations = self.occupations[:n]
+        out.limit = n
+        return out
+
     def content_hash(self) -> str:
-        """sha256 of the canonical JSON of the spec plus the scored occupations and their % female."""
-        payload = {
+        """sha256 of the canonical JSON of the spec plus the scored occupations and their % female (and the
+        ``--limit``, when one was given)."""
+        payload: dict[str, object] = {
             "spec": json.loads(self.spec.canonical_json()),
             "occupations": [[o.name, o.pct_female] for o in self.occupations],
         }
+        if self.limit is not None:
+            payload["limit"] = self.limit
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

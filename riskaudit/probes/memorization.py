@@ -41,6 +41,7 @@ set, which adds the text and says so in the notes.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -175,6 +176,7 @@ class MemorizationProbe:
         self.id = spec.id
         self.data = data
         self.include_text = include_text
+        self.limit: int | None = None  # scan --limit (see limited)
         self.config = spec.resolve(
             demo=data.is_demo, prefix_len=prefix_len, suffix_len=suffix_len, n_candidates=n_candidates
         )
@@ -224,14 +226,39 @@ class MemorizationProbe:
             n_candidates=inputs.exposure_candidates,
         )
 
+    @property
+    def description(self) -> str:
+        return self.spec.description.strip()
+
+    def limited(self, n: int) -> MemorizationProbe:
+        """A copy over at most ``n`` documents, ``n`` held-out documents and ``n`` canaries per duplication count
+        (``scan --limit``)."""
+        cfg = self.config
+        out = copy.copy(self)
+        cap = n if cfg.max_canaries_per_dup is None else min(cfg.max_canaries_per_dup, n)
+        counts = {"n_documents": min(cfg.n_documents, n), "n_heldout": min(cfg.n_heldout, n)}
+        out.config = cfg.model_copy(update={**counts, "max_canaries_per_dup": cap})
+        seen: dict[int, int] = {}
+        kept = []
+        for c in self.data.canaries:
+            if seen.get(c.duplicates, 0) < n:
+                seen[c.duplicates] = seen.get(c.duplicates, 0) + 1
+                kept.append(c)
+        out.data = dataclasses.replace(self.data, canaries=tuple(kept))
+        out.limit = n
+        return out
+
     def content_hash(self) -> str:
-        """sha256 of the spec, the resolved settings, the data's fingerprint and the text option."""
-        payload = {
+        """sha256 of the spec, the resolved settings, the data's fingerprint, the text option (and the
+        ``--limit``, when one was given)."""
+        payload: dict[str, object] = {
             "spec": json.loads(self.spec.canonical_json()),
             "config": self.config.model_dump(mode="json"),
             "data": self.data.fingerprint,
             "include_text": self.include_text,
         }
+        if self.limit is not None:
+            payload["limit"] = self.limit
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
