@@ -573,7 +573,7 @@ def diff(
     as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
 ) -> None:
     """What changed between two reports: members, metrics beyond their 95% CIs, trends and flags."""
-    from riskaudit.diff import diff_reports, diff_summary, diff_table
+    from riskaudit.diff import diff_reports, diff_summary, diff_tables
     from riskaudit.report import read_report
 
     d = diff_reports(read_report(base), read_report(new))
@@ -581,7 +581,7 @@ def diff(
         sys.stdout.write(d.model_dump_json(indent=1) + "\n")
     else:
         if d.metrics or d.trends or d.flags:
-            out_console.print(diff_table(d))
+            _print_tables(diff_tables(d, _table_width(False)))
         for line in diff_summary(d):
             out_console.print(line, markup=False, highlight=False)
     if fail_on_regression and d.regressions:

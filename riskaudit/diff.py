@@ -313,39 +313,59 @@ def _above(a: MetricAnalysis, held: int) -> bool:
 _STYLE = {"worse": "bold red", "better": "green", "changed": "yellow"}
 
 
-def diff_table(diff: ReportDiff) -> Table:
-    """Every significant change (metrics, trends, flags), regressions in red."""
-    t = Table(title=Text(f"diff {diff.base_family} → {diff.new_family}"), title_justify="left")
-    for col in ("what", "probe / metric", "member", "base", "new", "change"):
-        t.add_column(col, overflow="fold")
+def diff_tables(diff: ReportDiff, width: int | None = None) -> list[Table]:
+    """Every significant change (metrics, trends, flags), regressions in red, laid out for ``width`` columns
+    (see :func:`riskaudit.layout.fit_tables`: the change and the metric are repeated when the table splits)."""
+    from riskaudit.layout import Column, breakable, fit_tables
+
+    columns = [
+        Column("probe / metric", key=True, wrap=True),
+        Column("member", key=True),
+        Column("what", wrap=True),
+        Column("base", justify="right"),
+        Column("new", justify="right"),
+        Column("change"),
+    ]
+    rows: list[list[Text | str]] = []
     for m in diff.metrics:
-        t.add_row(
-            "metric",
-            Text(f"{m.probe}/{m.metric}"),
-            Text(m.member),
-            _cell(m.base_value, m.base_ci_low, m.base_ci_high),
-            _cell(m.new_value, m.new_ci_low, m.new_ci_high),
-            Text(m.change, style=_STYLE[m.change]),
+        rows.append(
+            [
+                Text(breakable(f"{m.probe}/{m.metric}")),
+                Text(m.member),
+                "metric",
+                _cell(m.base_value, m.base_ci_low, m.base_ci_high),
+                _cell(m.new_value, m.new_ci_low, m.new_ci_high),
+                Text(m.change, style=_STYLE[m.change]),
+            ]
         )
     for tr in diff.trends:
-        t.add_row(
-            "slope/decade",
-            Text(f"{tr.probe}/{tr.metric}"),
-            Text(tr.checkpoint_of or "family"),
-            _cell(tr.base_slope, tr.base_ci_low, tr.base_ci_high),
-            _cell(tr.new_slope, tr.new_ci_low, tr.new_ci_high),
-            Text(tr.change, style=_STYLE[tr.change]),
+        rows.append(
+            [
+                Text(breakable(f"{tr.probe}/{tr.metric}")),
+                Text(tr.checkpoint_of or "family"),
+                "slope/decade",
+                _cell(tr.base_slope, tr.base_ci_low, tr.base_ci_high),
+                _cell(tr.new_slope, tr.new_ci_low, tr.new_ci_high),
+                Text(tr.change, style=_STYLE[tr.change]),
+            ]
         )
     for f in diff.flags:
-        t.add_row(
-            f.flag,
-            Text(f"{f.probe}/{f.metric}"),
-            Text(f.checkpoint_of or "family"),
-            Text(f.base or "–"),
-            Text(f.new or "–"),
-            Text("worse" if f.regression else "changed", style="bold red" if f.regression else "yellow"),
+        rows.append(
+            [
+                Text(breakable(f"{f.probe}/{f.metric}")),
+                Text(f.checkpoint_of or "family"),
+                f.flag,
+                Text(f.base or "–"),
+                Text(f.new or "–"),
+                Text("worse" if f.regression else "changed", style="bold red" if f.regression else "yellow"),
+            ]
         )
-    return t
+    return fit_tables(f"diff {diff.base_family} → {diff.new_family}", columns, rows, width)
+
+
+def diff_table(diff: ReportDiff) -> Table:
+    """:func:`diff_tables` as one table (no width limit)."""
+    return diff_tables(diff, None)[0]
 
 
 def diff_summary(diff: ReportDiff) -> list[str]:

@@ -12,7 +12,7 @@ from conftest import REPO, run_cli
 from rich.console import Console
 from rich.table import Table
 
-from riskaudit.diff import diff_reports, diff_table
+from riskaudit.diff import diff_reports, diff_tables
 from riskaudit.families import builtin_families, load_family
 from riskaudit.layout import Column, ci_cell, column_format, fit_tables
 from riskaudit.policy import evaluate_policy, load_policy, skipped_table, violations_table, violations_tables
@@ -72,7 +72,7 @@ def _all_tables(report: Report, width: int) -> dict[str, list[Table]]:
         "violations": [violations_table(result)],
         "violations fitted": violations_tables(result, width),
         "skipped": [skipped_table(result)],
-        "diff": [diff_table(diff_reports(report, worse))],
+        "diff": diff_tables(diff_reports(report, worse), width),
     }
 
 
