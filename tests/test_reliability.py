@@ -118,7 +118,9 @@ def test_sigkill_mid_scan_then_rerun_equals_an_uninterrupted_scan(tmp_path: Path
     ref = run_cli(*_scan_args(tmp_path / "ref-cache", ref_out))
     assert ref.returncode == 0, ref.stderr
     assert _comparable(out) == _comparable(ref_out)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["r.items.jsonl", "r.json"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["r.items.jsonl", "r.json", "r.replicates.npz"]
+    rep = "r.replicates.npz"  # the paired replicates too: the resumed scan's analysis rests on the same numbers
+    assert (out.parent / rep).read_bytes() == (ref_out.parent / rep).read_bytes()
 
 
 @pytest.mark.slow

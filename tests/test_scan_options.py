@@ -30,7 +30,8 @@ def test_probes_limit_progress_store_and_check(tmp_path: Path) -> None:
     assert "smoke run (--limit 5)" in cold.stdout
     # stderr is not a terminal here: one plain line per finished step, the analysis and the report included
     lines = cold.stderr.splitlines()
-    assert [ln.split(":")[0] for ln in lines] == ["[1/2] small", "[2/2] large", "analysis", "report"], lines
+    steps = ["[1/2] small", "[2/2] large", "analysis", "report", "note"]  # the note: no training data declared
+    assert [ln.split(":")[0] for ln in lines] == steps, lines
     assert "from store" not in cold.stderr
 
     warm = run_cli(*args)
