@@ -1069,12 +1069,14 @@ def _verdict(a: MetricAnalysis, comp: MetricAnalysis | None, th: AbruptThreshold
         g = a.growth
         tau_ok = g is not None and g.kendall_p is not None and g.kendall_p < alpha
         trend_ok = ab.criteria.get("net") is True and ab.criteria.get("trend") is True
-        if not (tau_ok or trend_ok):
+        lo, hi = (None, None) if g is None else (g.slope_ci_low, g.slope_ci_high)
+        slope_ok = lo is not None and hi is not None and (lo > 0 or hi < 0)  # its CI includes the noise floor
+        if not (tau_ok or trend_ok or slope_ok):
             tau = "?" if g is None or g.kendall_tau is None else f"{g.kendall_tau:+.2f}"
             p = "?" if g is None or g.kendall_p is None else f"{g.kendall_p:.2f}"
             return (
                 "no consistent trend",
-                f"no consistent direction: Kendall τ {tau} (p {p}), monotonicity |net|/Σ|Δ| = "
+                f"no consistent direction: Kendall τ {tau} (p {p}), growth CI includes 0, monotonicity |net|/Σ|Δ| = "
                 f"{_fmt(ab.monotonicity)}, isotonic R² {_fmt(ab.trend_r2)}, net {_fmt(ab.net, '+.3g')} "
                 f"(sd {_fmt(ab.net_sd, '.2g')})",
             )
