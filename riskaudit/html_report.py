@@ -37,15 +37,6 @@ def _num(v: float | None, spec: str = ".3g") -> str:
     return format(v, spec)
 
 
-def _human(x: float | None) -> str:
-    if x is None:
-        return "?"
-    for div, suffix in ((1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{suffix}"
-    return f"{x:.3g}"
-
-
 def _value_ci(r: MetricResult | None) -> str:
     if r is None or r.value is None:
         return "–"
@@ -198,6 +189,8 @@ def render_html(
     """The page for ``report`` (``report_bytes``: the JSON file as written, for its sha256)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
+    from riskaudit.render import human_count
+
     env = Environment(
         loader=PackageLoader("riskaudit", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
@@ -210,7 +203,7 @@ def render_html(
         status = "ok" if m.status == "ok" else f"failed: {m.error or ''}"
         scale.rows.append(
             _Row(
-                [m.name, _human(m.params_total), _human(m.train_tokens), _human(m.flops), status],
+                [m.name, human_count(m.params_total), human_count(m.train_tokens), human_count(m.flops), status],
                 "" if m.status == "ok" else "bad",
             )
         )

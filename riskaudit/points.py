@@ -421,10 +421,10 @@ def series_from_scan(
             notes: list[str] = []
             estimates = list(ckpt_noise)
             if base is None:
-                names, sub, seeds, seed_noise, seed_notes = _collapse_replicates([points[i] for i in ix], sub)
+                names, reps_at, sub, seeds, seed_noise, seed_notes = _collapse_replicates([points[i] for i in ix], sub)
                 estimates += seed_noise
                 notes += seed_notes
-                ix = [_first_of(points, ix, n) for n in names]
+                ix = [ix[k] for k in reps_at]  # each point's scale: that of its (first) member
             values = [c.value for c in sub]
             rep_lists = [c.reps for c in sub]
             with_value = [k for k, v in enumerate(values) if v is not None]
@@ -507,20 +507,19 @@ def _column(per_member: ProbeMetrics, reps: ProbeReplicates, probe: str, name: s
     )
 
 
-def _first_of(points: Sequence[MemberPoint], ix: Sequence[int], name: str) -> int:
-    """The index (in ``points``) of the point named ``name`` or, for a collapsed group, of its first member."""
-    return next(i for i in ix if points[i].name == name or points[i].replicate_of == name)
-
-
 def _collapse_replicates(
     pts: Sequence[MemberPoint], cols: Sequence[_Col]
-) -> tuple[list[str], list[_Col], list[int], list[NoiseEstimate], list[str]]:
+) -> tuple[list[str], list[int], list[_Col], list[int], list[NoiseEstimate], list[str]]:
     """Seed replicates of one size become one point: the mean value (and mean paired replicates, which are the
-    paired replicates of the mean); their spread beyond item noise estimates the model-to-model noise."""
+    paired replicates of the mean); their spread beyond item noise estimates the model-to-model noise.
+
+    Returns per point: its name, the position in ``pts`` of the member whose scale it takes (the group's
+    first), its column, its number of seeds; then the noise estimates and the notes."""
     groups: dict[str, list[int]] = {}
     for k, p in enumerate(pts):
         groups.setdefault(p.replicate_of or p.name, []).append(k)
     names: list[str] = []
+    firsts: list[int] = []
     out: list[_Col] = []
     seeds: list[int] = []
     notes: list[str] = []
@@ -530,6 +529,7 @@ def _collapse_replicates(
     for label, ks in groups.items():
         have = [k for k in ks if cols[k].value is not None]
         names.append(label)
+        firsts.append(ks[0])
         if len(ks) == 1 or len(have) < 2:
             out.append(cols[ks[0]] if len(have) != 1 else cols[have[0]])
             seeds.append(1)
@@ -541,10 +541,8 @@ def _collapse_replicates(
         rep_cols = [cols[k].reps for k in have]
         mean_reps: list[float | None] | None = None
         if all(r for r in rep_cols) and len({len(r or []) for r in rep_cols}) == 1:
-            mean_reps = [
-                None if any(r[b] is None for r in rep_cols if r) else float(np.mean([r[b] for r in rep_cols if r]))
-                for b in range(len(rep_cols[0] or []))
-            ]
+            mat = np.asarray([[math.nan if v is None else v for v in r or []] for r in rep_cols], dtype=np.float64)
+            mean_reps = [None if math.isnan(v) else v for v in mat.mean(axis=0).tolist()]  # None where any is
         out.append(
             _Col(
                 value=float(vals.mean()),
@@ -566,7 +564,7 @@ def _collapse_replicates(
                 note="pooled within-size variance of the seed replicates minus their item variance",
             )
         )
-    return names, out, seeds, estimates, notes
+    return names, firsts, out, seeds, estimates, notes
 
 
 def _checkpoint_noise(

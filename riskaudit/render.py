@@ -98,9 +98,10 @@ def headline_metrics(report: Report, wide: bool = False) -> dict[str, tuple[tupl
 
 
 def human_count(x: float | None) -> str:
+    """``70.4M``, ``300B``, ``2.1Z`` (FLOPs); ``?`` when unknown."""
     if x is None:
         return "?"
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+    for div, suffix in ((1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
         if abs(x) >= div:
             v = x / div
             return f"{v:.3g}{suffix}"

@@ -22,10 +22,18 @@ from collections.abc import Mapping
 from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from riskaudit.errors import RiskauditError
 
-__all__ = ["ProbeReplicates", "ScanReplicates", "decode_replicates", "encode_replicates", "replicates_path_for"]
+__all__ = [
+    "ProbeReplicates",
+    "ScanReplicates",
+    "count_series",
+    "decode_replicates",
+    "encode_replicates",
+    "replicates_path_for",
+]
 
 ProbeReplicates = dict[str, dict[str, list[float | None]]]  # probe id → metric → paired bootstrap replicates
 ScanReplicates = dict[str, ProbeReplicates]  # member name → its probes' replicates
@@ -63,15 +71,28 @@ def encode_replicates(reps: Mapping[str, Mapping[str, Mapping[str, list[float | 
     return buf.getvalue()
 
 
-def decode_replicates(data: bytes, label: str = "replicates") -> ScanReplicates:
-    """The replicates written by :func:`encode_replicates` (RiskauditError, one line, when unreadable)."""
+def _load(data: bytes, label: str, with_values: bool) -> tuple[list[list[str | int]], npt.NDArray[np.float64] | None]:
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:  # members are read only when accessed
             index = json.loads(str(npz["index"]))
-            mat = np.asarray(npz["values"], dtype=np.float64)
+            mat = np.asarray(npz["values"], dtype=np.float64) if with_values else None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise RiskauditError(f"{label}: not a riskaudit replicates file ({exc})") from None
-    if not isinstance(index, list) or len(index) != mat.shape[0]:
+    if not isinstance(index, list):
+        raise RiskauditError(f"{label}: not a riskaudit replicates file (no index)")
+    return index, mat
+
+
+def count_series(data: bytes, label: str = "replicates") -> int:
+    """How many (member, probe, metric) series the file holds, read from its index alone."""
+    return len(_load(data, label, with_values=False)[0])
+
+
+def decode_replicates(data: bytes, label: str = "replicates") -> ScanReplicates:
+    """The replicates written by :func:`encode_replicates` (RiskauditError, one line, when unreadable)."""
+    index, mat = _load(data, label, with_values=True)
+    assert mat is not None
+    if len(index) != mat.shape[0]:
         raise RiskauditError(f"{label}: index and values disagree")
     out: ScanReplicates = {}
     for (member, probe, metric, length), row in zip(index, mat, strict=True):

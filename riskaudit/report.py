@@ -24,7 +24,7 @@ from riskaudit.errors import RiskauditError
 from riskaudit.models.base import BatchHalving, TokenizationInfo
 from riskaudit.outputs import write_together
 from riskaudit.probes.base import ItemRecord, MetricResult
-from riskaudit.replicates import ScanReplicates, decode_replicates, replicates_path_for
+from riskaudit.replicates import ScanReplicates, count_series, decode_replicates, replicates_path_for
 from riskaudit.scaling import FamilyAnalysis
 
 # 1.1.0: members[].batch_halvings. 1.2.0: verdict "no consistent trend", noise floor, two-step windows, per-member
@@ -190,7 +190,7 @@ def write_report(
     files: list[tuple[Path, bytes]] = []
     if replicates is not None:
         rep_path = path.with_name(replicates_path_for(path.name))
-        n_series = sum(len(metrics) for probes in decode_replicates(replicates).values() for metrics in probes.values())
+        n_series = count_series(replicates)
         files.append((rep_path, replicates))
         ref = SidecarRef(path=rep_path.name, rows=n_series, sha256=hashlib.sha256(replicates).hexdigest())
         report = report.model_copy(update={"replicates": ref})

@@ -805,28 +805,20 @@ def _abruptness(prep: _Prepared, th: AbruptThresholds) -> tuple[Abruptness, Emer
     ab.s_p05 = _f(float(np.quantile(shares.s1, 0.05)))
     if shares.s2 is not None:
         ab.s2_p05 = _f(float(np.quantile(shares.s2, 0.05)))
+    c_s1 = ab.s_p05 is not None and ab.s_p05 >= th.s_p05
+    c_s2 = ab.s2_p05 is not None and ab.s2_p05 >= th.s2_p05
+    if ab.window == 1 and c_two and not c_s1 and c_s2:
+        # the single step is steep enough but not robust alone; the two-step window is both
+        _set_window(ab, em, prep, st, 2)
     k, w = ab.k_star, ab.window
     assert k is not None
+    c_s, c_j = (c_s2, c_two) if w == 2 else (c_s1, c_one)
     rise_b = sgn * (R[:, k + w] - R[:, k])
     ab.step_sd = _f(float(np.std(rise_b, ddof=1)))
     kb = shares.k2 if w == 2 else shares.k1
     em.agreement = _f(float(np.mean(kb == k))) if kb is not None else None
     c_net = sd is not None and abs(st.net) >= th.net_sd * sd
     c_step = ab.step is not None and ab.step_sd is not None and ab.step >= th.step_sd * ab.step_sd
-    if w == 2:
-        c_s = ab.s2_p05 is not None and ab.s2_p05 >= th.s2_p05
-        c_j = c_two
-    else:
-        c_s = ab.s_p05 is not None and ab.s_p05 >= th.s_p05
-        c_j = c_one
-    if not c_s and not use_two and c_two and ab.s2_p05 is not None and ab.s2_p05 >= th.s2_p05:
-        # the single step is steep enough but not robust alone; the two-step window is both
-        _set_window(ab, em, prep, st, 2)
-        rise_b = sgn * (R[:, ab.k_star + 2] - R[:, ab.k_star]) if ab.k_star is not None else rise_b
-        ab.step_sd = _f(float(np.std(rise_b, ddof=1)))
-        c_step = ab.step is not None and ab.step_sd is not None and ab.step >= th.step_sd * ab.step_sd
-        em.agreement = _f(float(np.mean(shares.k2 == ab.k_star))) if shares.k2 is not None else None
-        c_s, c_j = True, True
     ab.baseline_share = _baseline_share(prep, st, ab)
     c_base = ab.baseline_share is not None and ab.baseline_share >= th.baseline_share
     ab.criteria = {"net": c_net, "trend": c_trend, "step": c_step, "s_p05": c_s, "j": c_j, "baseline": c_base}
@@ -839,9 +831,9 @@ def _baseline_share(prep: _Prepared, st: StepStats, ab: Abruptness) -> float | N
     read off the isotonic fit: near baseline before the step, clearly above it after (Wei et al. 2022). For a
     fall, the share of the risk above baseline before it that the fall removes. None when the high side does
     not lie above its baseline."""
-    if ab.k_star is None:
+    if ab.k_star is None or st.fit is None:
         return None
-    fit, _ = isotonic_fit(prep.y, increasing=st.net > 0)
+    fit = st.fit
     k, w = ab.k_star, ab.window
     hi, lo = (k + w, k) if st.net > 0 else (k, k + w)
     above = float(fit[hi] - prep.base[hi])

@@ -460,20 +460,8 @@ def scan_family(
         except ModelLoadError as exc:
             if not opts.keep_going:
                 raise
-            run = MemberRun(
-                report=MemberReport(
-                    name=member.name,
-                    source=member.source,
-                    revision=member.revision,
-                    params_total=member.params_total,
-                    params_nonembedding=member.params_nonembedding,
-                    train_tokens=member.train_tokens,
-                    flops=family.member_flops(member),
-                    replicate_of=member.replicate_of,
-                    status="failed",
-                    error=str(exc),
-                )
-            )
+            declared = _member_report(family, member, member.params_total, member.params_nonembedding, False)
+            run = MemberRun(report=declared.model_copy(update={"status": "failed", "error": str(exc)}))
         runs.append(run)
         from_store = bool(probe_list) and run.served == len(probe_list)
         spent = sum(run.seconds.values()) + run.report.load_seconds

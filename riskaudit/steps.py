@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +56,7 @@ class StepStats:
     breakthroughness: float | None  # BIG-bench B / (n − 1)
     linearity: float | None  # BIG-bench L / (n − 1)
     trend_r2: float | None  # R² of the isotonic fit in the direction of net
+    fit: FloatArray | None = field(default=None, compare=False)  # that fit (None without a net change)
 
 
 def isotonic_fit(y: FloatArray, increasing: bool) -> tuple[FloatArray, int]:
@@ -81,6 +82,7 @@ def step_statistics(x: Sequence[float] | FloatArray, y: Sequence[float] | FloatA
     scale = max(1.0, float(np.max(np.abs(ya))))
     span = float(xa[-1] - xa[0])
     s = k = j = s2 = k2 = j2 = each = mono = r2 = None
+    fit: FloatArray | None = None
     if abs(net) > _TINY * scale and tv > _TINY * scale:
         sgn = math.copysign(1.0, net)
         sd = sgn * d
@@ -126,6 +128,7 @@ def step_statistics(x: Sequence[float] | FloatArray, y: Sequence[float] | FloatA
         breakthroughness=brk,
         linearity=lin,
         trend_r2=f(r2),
+        fit=fit,
     )
 
 
