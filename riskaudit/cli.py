@@ -241,6 +241,23 @@ def scan(
         ),
     ] = None,
     wide: WideOption = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="Where units run: local (one member after another here) | ray (one Ray task per member and "
+            "revision, over a Ray cluster's CPUs and GPUs; pip install 'riskaudit[ray]').",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --executor ray: the cluster, 'auto' (the one started on this machine with `ray start`) or "
+            "HOST:PORT (default: start a local Ray for this scan).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Audit every member of a family and write a JSON report."""
     from riskaudit.families import load_family
@@ -258,6 +275,14 @@ def scan(
         raise RiskauditError(f"unknown --add-bos {add_bos!r}: expected one of {', '.join(ADD_BOS_CHOICES)}")
     if occupations not in ("bls2015", "bls2022"):
         raise RiskauditError(f"unknown --occupations {occupations!r}: expected bls2015 or bls2022")
+    if executor not in ("local", "ray"):
+        raise RiskauditError(f"unknown --executor {executor!r}: expected local or ray")
+    if ray_address is not None and executor != "ray":
+        raise RiskauditError("--ray-address needs --executor ray")
+    if executor == "ray":
+        from riskaudit.ray_executor import import_ray
+
+        import_ray()  # not installed: one line saying how, before anything is loaded
     fam = load_family(family, _split(revisions))
     if members is not None:
         fam = fam.select([m for m in members.split(",") if m.strip()])
@@ -316,9 +341,16 @@ def scan(
     try:
         with contextlib.ExitStack() as stack:
             store = None if no_cache else stack.enter_context(ResultStore(store_path(cache_dir)))
+            runner = None
+            if executor == "ray":
+                from riskaudit.ray_executor import RayExecutor
+
+                runner = stack.enter_context(RayExecutor(ray_address))
             if progress is not None:
                 stack.enter_context(progress)
-            report, rows, reps = scan_family(fam, options, probes=probes, events=progress, store=store, counter=counter)
+            report, rows, reps = scan_family(
+                fam, options, probes=probes, events=progress, store=store, counter=counter, executor=runner
+            )
         t_write = time.perf_counter()
         report = write_report(report, out_path, rows, reps)
         if progress is not None:

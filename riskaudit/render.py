@@ -297,6 +297,10 @@ def member_line(index: int, total: int, result: MemberReport, seconds: float, fr
     if result.status != "ok":
         return f"[{index + 1}/{total}] {result.name}: failed: {result.error}"
     when = f"from store, computed in {seconds:.1f} s" if from_store else f"{seconds:.1f} s"
+    where = result.placement
+    if where is not None and where.executor == "ray" and not from_store:
+        node = where.hostname or where.node_ip or "?"
+        when += f" on {node}" + (f" [{(where.node_id or '')[:8]}]" if where.node_id else "")
     return f"[{index + 1}/{total}] {result.name}: ok ({when})"
 
 
@@ -346,7 +350,7 @@ class ScanProgress(LineProgress):
             transient=True,
         )
         self.family_task: TaskID = self.progress.add_task("members", total=total_members)
-        self.item_task: TaskID | None = None
+        self.item_tasks: dict[str, TaskID] = {}  # members in flight (several at once with --executor ray)
 
     def __enter__(self) -> ScanProgress:
         self.progress.start()
@@ -358,23 +362,23 @@ class ScanProgress(LineProgress):
         self.progress.stop()
 
     def member_start(self, index: int, total: int, member: ModelSpec) -> None:
-        if self.item_task is not None:
-            self.progress.remove_task(self.item_task)
-        self.item_task = self.progress.add_task(f"  {member.name}: loading", total=None)
+        old = self.item_tasks.pop(member.name, None)
+        if old is not None:
+            self.progress.remove_task(old)
+        self.item_tasks[member.name] = self.progress.add_task(f"  {member.name}: started", total=None)
 
     def probe_progress(self, member: ModelSpec, probe_id: str, done: int, total: int) -> None:
-        if self.item_task is not None:
-            self.progress.update(
-                self.item_task, description=f"  {member.name}: {probe_id}", completed=done, total=total
-            )
+        task = self.item_tasks.get(member.name)
+        if task is not None:
+            self.progress.update(task, description=f"  {member.name}: {probe_id}", completed=done, total=total)
 
     def member_done(
         self, index: int, total: int, result: MemberReport, seconds: float, from_store: bool = False
     ) -> None:
         self.progress.advance(self.family_task)
-        if self.item_task is not None:
-            self.progress.remove_task(self.item_task)
-            self.item_task = None
+        task = self.item_tasks.pop(result.name, None)
+        if task is not None:
+            self.progress.remove_task(task)
         super().member_done(index, total, result, seconds, from_store)
 
 

@@ -33,6 +33,36 @@ SCHEMA_VERSION = "1.2.0"
 REPORT_KIND = "riskaudit.scan"
 
 
+class UnitPlacement(BaseModel):
+    """Where one member's unit ran: the executor, the Ray node (id and address) and the worker process."""
+
+    executor: str = "local"  # local | ray
+    node_id: str | None = None  # Ray's node id (hex); None for the local executor
+    node_ip: str | None = None
+    hostname: str = ""
+    pid: int = 0  # the process that computed the unit (a retried unit: the attempt that succeeded)
+    gpu_ids: list[str] = []  # the GPUs Ray assigned to the task ([] on CPU)
+
+
+class NodeUsage(BaseModel):
+    """One node that ran units in this scan."""
+
+    node_id: str | None = None
+    node_ip: str | None = None
+    hostname: str = ""
+    units: list[str] = []  # the members it computed
+
+
+class ExecutionInfo(BaseModel):
+    """How the scan's units were run (``scan --executor``)."""
+
+    executor: str = "local"  # local | ray
+    address: str | None = None  # the Ray cluster's address (None: local, or a Ray the scan started itself)
+    cluster_nodes: int = 1  # nodes alive in the cluster when the scan started
+    max_retries: int = 0  # times Ray retries a unit whose worker process dies
+    nodes: list[NodeUsage] = []  # the nodes that computed units (none when everything came from the store)
+
+
 class RunMetadata(BaseModel):
     riskaudit_version: str
     python_version: str
@@ -47,6 +77,7 @@ class RunMetadata(BaseModel):
     finished_utc: str | None = None
     command: str = ""
     limit: int | None = None  # `scan --limit N`: every probe cut to its first N items (a smoke run, not a gate)
+    execution: ExecutionInfo = ExecutionInfo()
 
 
 class FamilyInfo(BaseModel):
@@ -93,6 +124,7 @@ class MemberReport(BaseModel):
     probes: list[ProbeOutcome] = []
     batch_halvings: list[BatchHalving] = []  # out-of-memory retries with half the batch (this run's work only)
     tokenization: TokenizationInfo | None = None  # BOS convention and boundary fallbacks (None: not loaded this run)
+    placement: UnitPlacement | None = None  # where its unit ran (None: served from the result store, or failed)
 
 
 class SidecarRef(BaseModel):

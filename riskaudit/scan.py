@@ -18,17 +18,20 @@ from typing import Literal, NamedTuple, Protocol
 from pydantic import BaseModel, ValidationError
 
 from riskaudit.errors import ModelLoadError, RiskauditError
+from riskaudit.executor import Executor, LocalExecutor, UnitFailure
 from riskaudit.families import Family, ModelSpec
 from riskaudit.memdata import DataOptions
-from riskaudit.models import BatchHalving, LoadOptions, ModelHandle, TokenizationInfo, load_model
+from riskaudit.models import BatchHalving, LoadOptions, TokenizationInfo
 from riskaudit.points import series_from_report
 from riskaudit.probes.base import Probe, ProbeResult
 from riskaudit.probes.memorization import NO_DATA_NOTE, MemorizationInputs, MemorizationProbe
 from riskaudit.probes.registry import load_probes
 from riskaudit.replicates import ProbeReplicates, decode_replicates, encode_replicates
 from riskaudit.report import (
+    ExecutionInfo,
     FamilyInfo,
     MemberReport,
+    NodeUsage,
     ProbeDefinition,
     ProbeOutcome,
     Report,
@@ -40,6 +43,7 @@ from riskaudit.report import (
 )
 from riskaudit.scaling import AnalysisConfig, FamilyAnalysis, analyze_family
 from riskaudit.store import ModelInfo, ResultStore, UnitKey, code_fingerprint, is_pinned, unit_options_hash
+from riskaudit.units import UnitOutcome, UnitRequest, member_load_options
 
 OccupationTable = Literal["bls2015", "bls2022"]
 
@@ -131,8 +135,6 @@ def scan_notes(probes: Sequence[Probe], options: ProbeOptions) -> list[str]:
     return []
 
 
-
-
 class MemberRun(BaseModel):
     """One member's unit of work before family-level finalization (raw probe results, timings)."""
 
@@ -143,16 +145,10 @@ class MemberRun(BaseModel):
     served: int = 0  # units taken from the result store (their seconds: the original computation's)
 
 
-def member_load_options(load: LoadOptions, member: ModelSpec) -> LoadOptions:
-    """The load options of one member: the family TOML's ``add_bos`` applies unless --add-bos says yes or no."""
-    if load.add_bos == "auto" and member.add_bos is not None:
-        return load.model_copy(update={"add_bos": member.add_bos})
-    return load
-
-
-def _unit_keys(
+def unit_keys(
     member: ModelSpec, probes: Sequence[Probe], options: ScanOptions, weights_hash: str
 ) -> dict[str, UnitKey]:
+    """The result-store key of each probe's unit on ``member`` with the weights ``weights_hash``."""
     load = member_load_options(options.load, member)
     opts = unit_options_hash(load, options.seed, None if load.add_bos == "auto" else {"add_bos": load.add_bos})
     return {
@@ -169,6 +165,125 @@ def _unit_keys(
     }
 
 
+_unit_keys = unit_keys
+
+
+class MemberLookup(BaseModel):
+    """What the result store already holds for one member: the weights' fingerprint, the probes' results and
+    the parameter counts (found without loading the model)."""
+
+    index: int
+    member: ModelSpec
+    fingerprint: str = ""  # "" without a store
+    cached: dict[str, ProbeResult] = {}
+    cached_seconds: dict[str, float] = {}
+    info: ModelInfo | None = None
+
+    def complete(self, probes: Sequence[Probe]) -> bool:
+        """Every probe's result and the parameter counts are known: nothing to load."""
+        need_counts = self.member.params_total is None or self.member.params_nonembedding is None
+        return bool(probes) and len(self.cached) == len(probes) and not (need_counts and self.info is None)
+
+    def request(self) -> UnitRequest:
+        return UnitRequest(
+            index=self.index, member=self.member, skip=sorted(self.cached), expected_fingerprint=self.fingerprint
+        )
+
+
+def lookup_member(
+    index: int, member: ModelSpec, probes: Sequence[Probe], options: ScanOptions, store: ResultStore | None
+) -> MemberLookup:
+    """The member's results already in ``store`` (none without one, or when its weights are not pinned)."""
+    if store is None:
+        return MemberLookup(index=index, member=member)
+    fp = store.weights_fingerprint(member.source, member.revision)
+    found = MemberLookup(index=index, member=member, fingerprint=fp)
+    if not is_pinned(fp) or not probes:
+        return found
+    keys = unit_keys(member, probes, options, fp)
+    for probe in probes:
+        hit = store.get(keys[probe.id])
+        if hit is not None:
+            found.cached[probe.id] = hit
+            found.cached_seconds[probe.id] = store.unit_seconds(keys[probe.id]) or 0.0
+    found.info = store.get_model_info(keys[probes[0].id].model)
+    return found
+
+
+class UnitStorer:
+    """The driver's side of the result store: each unit's result is stored once, as soon as it reaches the
+    driver (the local executor: when its probe returns; Ray: when its task returns)."""
+
+    def __init__(
+        self, probes: Sequence[Probe], options: ScanOptions, store: ResultStore | None, counter: UnitCounter | None
+    ) -> None:
+        self.probes, self.options, self.store, self.counter = probes, options, store, counter
+        self.members: dict[int, ModelSpec] = {}
+        self.stored: set[tuple[int, str]] = set()
+
+    def put(self, index: int, probe_id: str, result: ProbeResult, seconds: float, fingerprint: str) -> None:
+        if self.store is None or not is_pinned(fingerprint) or (index, probe_id) in self.stored:
+            return
+        key = unit_keys(self.members[index], self.probes, self.options, fingerprint)[probe_id]
+        self.store.put(key, result, seconds=seconds)
+        self.stored.add((index, probe_id))
+        if self.counter is not None:
+            self.counter.stored += 1
+
+    def finish(self, found: MemberLookup, outcome: UnitOutcome, family: Family) -> MemberRun:
+        """Store what the unit computed (what is not stored yet) and build the member's run."""
+        member, probes, fp = found.member, self.probes, outcome.fingerprint
+        for pid, res in outcome.results.items():
+            self.put(found.index, pid, res, outcome.seconds[pid], fp)
+        results = dict(outcome.results)
+        seconds = dict(outcome.seconds)
+        if fp == found.fingerprint:
+            for pid, res in found.cached.items():
+                results.setdefault(pid, res)
+                seconds.setdefault(pid, found.cached_seconds.get(pid, 0.0))
+        pinned = self.store is not None and is_pinned(fp) and bool(probes)
+        keys = unit_keys(member, probes, self.options, fp) if pinned else {}
+        if pinned and self.store is not None:
+            info = ModelInfo(params_total=outcome.params_total, params_nonembedding=outcome.params_nonembedding)
+            self.store.put_model_info(keys[probes[0].id].model, info)
+        results = {p.id: results[p.id] for p in probes}  # scan order, whatever came from the store
+        total = member.params_total if member.params_total is not None else outcome.params_total
+        nonemb = member.params_nonembedding
+        if nonemb is None:
+            nonemb = outcome.params_nonembedding
+        report = _member_report(
+            family, member, total, nonemb, member.params_total is None, outcome.load_seconds, outcome.halvings
+        )
+        report = report.model_copy(
+            update={"tokenization": _member_tokenization(results.values()), "placement": outcome.placement}
+        )
+        digests = [keys[p.id].digest() for p in probes] if pinned else []
+        served = sum(1 for p in probes if p.id not in outcome.results)
+        return MemberRun(report=report, results=results, seconds=seconds, unit_digests=digests, served=served)
+
+
+def served_member(family: Family, found: MemberLookup, probes: Sequence[Probe], options: ScanOptions) -> MemberRun:
+    """A member whose every unit (and parameter counts) came from the store: nothing loaded."""
+    member, info = found.member, found.info
+    total = member.params_total
+    if total is None and info is not None:
+        total = info.params_total
+    nonemb = member.params_nonembedding
+    if nonemb is None and info is not None:
+        nonemb = info.params_nonembedding
+    report = _member_report(family, member, total, nonemb, member.params_total is None)
+    results = {p.id: found.cached[p.id] for p in probes}
+    report = report.model_copy(update={"tokenization": _member_tokenization(results.values())})
+    keys = unit_keys(member, probes, options, found.fingerprint)
+    return MemberRun(
+        report=report,
+        results=results,
+        seconds={p.id: found.cached_seconds.get(p.id, 0.0) for p in probes},
+        unit_digests=[keys[p.id].digest() for p in probes],
+        served=len(probes),
+    )
+
+
 def scan_member(
     family: Family,
     member: ModelSpec,
@@ -178,86 +293,19 @@ def scan_member(
     store: ResultStore | None = None,
     counter: UnitCounter | None = None,
 ) -> MemberRun:
-    """Load one member, run every probe on it, free it.
+    """Load one member in this process, run every probe on it, free it.
 
     With a ``store``: units already stored for exactly these weights, dtype, probe and options are taken
     from it (the member is not even loaded when every unit and its parameter counts are stored); each
     newly computed unit is stored as soon as its probe returns, raw, before any family-level finalization.
     """
-    t0 = time.perf_counter()
-    results: dict[str, ProbeResult] = {}
-    seconds: dict[str, float] = {}
-    fp = ""
-    keys: dict[str, UnitKey] = {}
-    info: ModelInfo | None = None
-    if store is not None:
-        fp = store.weights_fingerprint(member.source, member.revision)
-        keys = _unit_keys(member, probes, options, fp)
-        if is_pinned(fp):
-            for probe in probes:
-                hit = store.get(keys[probe.id])
-                if hit is not None:
-                    results[probe.id] = hit
-                    seconds[probe.id] = store.unit_seconds(keys[probe.id]) or 0.0
-            info = store.get_model_info(keys[probes[0].id].model) if probes else None
-    counted = member.params_total is None
-    params_total = member.params_total
-    params_nonemb = member.params_nonembedding
-    load_s = 0.0
-    halvings: list[BatchHalving] = []
-    computed: set[str] = set()
-    need_counts = params_total is None or params_nonemb is None
-    if len(results) < len(probes) or (need_counts and info is None):
-        load = member_load_options(options.load, member)
-        with load_model(member.source, member.revision, load, name=member.name) as model:
-            load_s = time.perf_counter() - t0
-            import torch  # only here: a scan served from the store never imports it
-
-            torch.manual_seed(options.seed)
-            if params_total is None:
-                params_total = model.n_params_total
-            if params_nonemb is None:
-                params_nonemb = model.n_params_nonembedding
-            if store is not None:
-                after = store.weights_fingerprint(member.source, member.revision)
-                if after != fp:  # the loaded weights are not the ones looked up: trust nothing cached
-                    results.clear()
-                    seconds.clear()
-                    fp, keys = after, _unit_keys(member, probes, options, after)
-                if is_pinned(fp) and probes:
-                    store.put_model_info(
-                        keys[probes[0].id].model,
-                        ModelInfo(params_total=model.n_params_total, params_nonembedding=model.n_params_nonembedding),
-                    )
-            for probe in probes:
-                if probe.id in results:
-                    continue
-                tp = time.perf_counter()
-
-                def progress(done: int, total: int, _pid: str = probe.id) -> None:
-                    events.probe_progress(member, _pid, done, total)
-
-                before, tok_before = len(model.batch_halvings), model.tokenization
-                results[probe.id] = _with_tokenization(probe.run(model, progress=progress), tok_before, model)
-                computed.add(probe.id)
-                halvings.extend(h.model_copy(update={"probe_id": probe.id}) for h in model.batch_halvings[before:])
-                seconds[probe.id] = round(time.perf_counter() - tp, 3)
-                if store is not None and is_pinned(fp):
-                    store.put(keys[probe.id], results[probe.id], seconds=seconds[probe.id])
-                    if counter is not None:
-                        counter.stored += 1
-    else:
-        assert info is not None or not need_counts
-        if params_total is None and info is not None:
-            params_total = info.params_total
-        if params_nonemb is None and info is not None:
-            params_nonemb = info.params_nonembedding
-    results = {p.id: results[p.id] for p in probes}  # scan order, whatever came from the store
-    report = _member_report(family, member, params_total, params_nonemb, counted, load_s, halvings)
-    report = report.model_copy(update={"tokenization": _member_tokenization(results.values())})
-    digests = [keys[p.id].digest() for p in probes] if store is not None and is_pinned(fp) else []
-    served = sum(1 for p in probes if p.id in results and p.id not in computed)
-    return MemberRun(report=report, results=results, seconds=seconds, unit_digests=digests, served=served)
+    found = lookup_member(0, member, probes, options, store)
+    if found.complete(probes):
+        return served_member(family, found, probes, options)
+    storer = UnitStorer(probes, options, store, counter)
+    storer.members[0] = member
+    outcome = LocalExecutor(store).compute(found.request(), probes, options, events, storer.put)
+    return storer.finish(found, outcome, family)
 
 
 def _member_report(
@@ -322,7 +370,9 @@ def product_key(family: Family, probes: Sequence[Probe], options: ScanOptions, r
         "seed": options.seed,
         "members": [
             [
-                r.report.model_dump(mode="json", exclude={"load_seconds", "probes", "batch_halvings", "tokenization"}),
+                r.report.model_dump(
+                    mode="json", exclude={"load_seconds", "probes", "batch_halvings", "tokenization", "placement"}
+                ),
                 r.unit_digests,
             ]
             for r in runs
@@ -343,20 +393,6 @@ def scale_order(members: Sequence[MemberReport]) -> list[int]:
         return (first, float(m.params_total or 0), float(m.train_tokens or 0.0))
 
     return sorted(range(len(members)), key=key)
-def _with_tokenization(result: ProbeResult, before: TokenizationInfo, model: ModelHandle) -> ProbeResult:
-    """The probe's result with the model's tokenization convention and this probe's pair counts, plus a note
-    when some pairs needed the boundary fallback (stored with the result, so a cached unit keeps them)."""
-    after = model.tokenization
-    n, total = after.boundary_fallbacks - before.boundary_fallbacks, after.pairs - before.pairs
-    notes = result.notes
-    if n > 0:
-        notes = [
-            *notes,
-            f"tokenization: in {n} of {total} (context, continuation) pairs the context's tokens were not a prefix "
-            "of the joint tokens; those continuations were encoded on their own",
-        ]
-    info = after.model_copy(update={"pairs": total, "boundary_fallbacks": n})
-    return result.model_copy(update={"notes": notes, "tokenization": info})
 
 
 def _member_tokenization(results: Iterable[ProbeResult]) -> TokenizationInfo | None:
@@ -428,6 +464,7 @@ def scan_family(
     events: ScanEvents | None = None,
     store: ResultStore | None = None,
     counter: UnitCounter | None = None,
+    executor: Executor | None = None,
 ) -> ScanOutput:
     """Scan every member of ``family`` with ``probes`` (default: the built-in probes); returns the report and
     its sidecar (JSON lines, one per item record, as :func:`~riskaudit.report.write_report` writes them).
@@ -436,7 +473,8 @@ def scan_family(
     family-level product (finalized outcomes, analysis, sidecar) is stored under :func:`product_key`; when
     every unit and that product are stored, the scan is served from it without loading, decoding or
     analysing anything. ``counter`` (optional) counts the units stored as they are stored, so a caller
-    interrupted mid-scan can say how much work was kept.
+    interrupted mid-scan can say how much work was kept. ``executor`` computes the units that are not stored
+    (default: :class:`~riskaudit.executor.LocalExecutor`, one after another in this process).
     """
     opts = options or ScanOptions()
     ev: ScanEvents = events or _NoEvents()
@@ -450,22 +488,12 @@ def scan_family(
     served = _from_product(family, probe_list, opts, store, ev) if store is not None else None
     if served is not None:
         members, analysis, sidecar, rep_bytes = served
+        if executor is not None:
+            meta = meta.model_copy(update={"execution": executor.info})
         return ScanOutput(_assemble(meta, family, probe_list, members, analysis, opts.notes), sidecar, rep_bytes)
-    runs: list[MemberRun] = []
-    n = len(family.members)
-    for i, member in enumerate(family.members):
-        ev.member_start(i, n, member)
-        try:
-            run = scan_member(family, member, probe_list, opts, ev, store, counter)
-        except ModelLoadError as exc:
-            if not opts.keep_going:
-                raise
-            declared = _member_report(family, member, member.params_total, member.params_nonembedding, False)
-            run = MemberRun(report=declared.model_copy(update={"status": "failed", "error": str(exc)}))
-        runs.append(run)
-        from_store = bool(probe_list) and run.served == len(probe_list)
-        spent = sum(run.seconds.values()) + run.report.load_seconds
-        ev.member_done(i, n, run.report.model_copy(update={"probes": []}), spent, from_store=from_store)
+    runner = executor or LocalExecutor(store)
+    runs = _run_members(family, probe_list, opts, ev, store, counter, runner)
+    meta = meta.model_copy(update={"execution": _execution(runner.info, runs)})
     _finalize(probe_list, runs)
     members = []
     rows: list[SidecarRow] = []
@@ -490,9 +518,7 @@ def scan_family(
     t_analysis = time.perf_counter()
     # analyse exactly what the replicates file holds (float32), so that a re-analysis of the report is exact
     rep_bytes = encode_replicates(replicates)
-    analysis = analyze_family(
-        series_from_report(report, decode_replicates(rep_bytes)), AnalysisConfig(seed=opts.seed)
-    )
+    analysis = analyze_family(series_from_report(report, decode_replicates(rep_bytes)), AnalysisConfig(seed=opts.seed))
     ev.step_done("analysis", time.perf_counter() - t_analysis)
     if store is not None and all(r.unit_digests and r.report.status == "ok" for r in runs):
         product = {
@@ -504,6 +530,62 @@ def scan_family(
         }
         store.put_product(product_key(family, probe_list, opts, runs), product)
     return ScanOutput(report.model_copy(update={"analysis": analysis}), sidecar, rep_bytes)
+
+
+def _execution(info: ExecutionInfo, runs: Sequence[MemberRun]) -> ExecutionInfo:
+    """The executor's description with the nodes that computed units (in order of first use)."""
+    nodes: dict[tuple[str | None, str], NodeUsage] = {}
+    for run in runs:
+        p = run.report.placement
+        if p is None:
+            continue
+        node = nodes.setdefault(
+            (p.node_id, p.hostname), NodeUsage(node_id=p.node_id, node_ip=p.node_ip, hostname=p.hostname)
+        )
+        node.units.append(run.report.name)
+    return info.model_copy(update={"nodes": list(nodes.values())})
+
+
+def _run_members(
+    family: Family,
+    probes: Sequence[Probe],
+    options: ScanOptions,
+    events: ScanEvents,
+    store: ResultStore | None,
+    counter: UnitCounter | None,
+    executor: Executor,
+) -> list[MemberRun]:
+    """Every member's run, in family order: members whose units are all stored are served from the store;
+    the others are computed by ``executor`` and stored here as their results arrive."""
+    n = len(family.members)
+    storer = UnitStorer(probes, options, store, counter)
+    runs: dict[int, MemberRun] = {}
+    pending: dict[int, MemberLookup] = {}
+    for i, member in enumerate(family.members):
+        storer.members[i] = member
+        found = lookup_member(i, member, probes, options, store)
+        if found.complete(probes):
+            events.member_start(i, n, member)
+            runs[i] = served_member(family, found, probes, options)
+            spent = sum(runs[i].seconds.values())
+            events.member_done(i, n, runs[i].report.model_copy(update={"probes": []}), spent, from_store=True)
+        else:
+            pending[i] = found
+    requests = [found.request() for found in pending.values()]
+    for request, outcome in executor.run(requests, probes, options, events, n, storer.put):
+        i, member = request.index, request.member
+        if isinstance(outcome, UnitFailure):
+            if not options.keep_going:
+                raise ModelLoadError(outcome.error)
+            declared = _member_report(family, member, member.params_total, member.params_nonembedding, False)
+            runs[i] = MemberRun(report=declared.model_copy(update={"status": "failed", "error": outcome.error}))
+        else:
+            runs[i] = storer.finish(pending[i], outcome, family)
+        run = runs[i]
+        from_store = bool(probes) and run.served == len(probes)
+        spent = sum(run.seconds.values()) + run.report.load_seconds
+        events.member_done(i, n, run.report.model_copy(update={"probes": []}), spent, from_store=from_store)
+    return [runs[i] for i in range(n)]
 
 
 def _assemble(
@@ -529,9 +611,7 @@ def _assemble(
             largest_member=ranked[-1] if ranked else None,
         ),
         members=members,
-        probes=[
-            ProbeDefinition(id=p.id, content_hash=p.content_hash(), description=p.description) for p in probes
-        ],
+        probes=[ProbeDefinition(id=p.id, content_hash=p.content_hash(), description=p.description) for p in probes],
         notes=notes,
         analysis=analysis,
     )

@@ -295,7 +295,8 @@ def test_add_bos_in_a_family_toml(tmp_path: Path) -> None:
 def test_scan_records_boundary_fallbacks_per_probe_and_member() -> None:
     from riskaudit.models import TokenizationInfo
     from riskaudit.probes.base import ProbeResult
-    from riskaudit.scan import _member_tokenization, _with_tokenization
+    from riskaudit.scan import _member_tokenization
+    from riskaudit.units import with_tokenization as _with_tokenization
 
     class Handle:
         tokenization = TokenizationInfo(add_bos=True, bos_token_id=1, rule="r", pairs=10, boundary_fallbacks=1)

@@ -13,6 +13,7 @@ import pytest
 from tiny import build_tiny_model
 
 import riskaudit.scan as scan_mod
+import riskaudit.units as units_mod
 from riskaudit.families import load_family
 from riskaudit.models import LoadOptions
 from riskaudit.probes.base import Probe
@@ -48,6 +49,7 @@ def _comparable(report: Report) -> dict[str, Any]:
     doc = report.model_dump(mode="json", exclude={"run"})
     for m in doc["members"]:
         m["load_seconds"] = 0.0
+        m["placement"] = None  # where a unit ran; None when served from the store
         for p in m["probes"]:
             p["seconds"] = 0.0
     return doc
@@ -57,7 +59,7 @@ class _Counts:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.loads: list[str] = []
         self.analyses = 0
-        real_load, real_analyze = scan_mod.load_model, scan_mod.analyze_family
+        real_load, real_analyze = units_mod.load_model, scan_mod.analyze_family
 
         def load_model(source: str, *args: Any, **kwargs: Any) -> Any:
             self.loads.append(Path(source).name)
@@ -67,7 +69,7 @@ class _Counts:
             self.analyses += 1
             return real_analyze(*args, **kwargs)
 
-        monkeypatch.setattr(scan_mod, "load_model", load_model)
+        monkeypatch.setattr(units_mod, "load_model", load_model)
         monkeypatch.setattr(scan_mod, "analyze_family", analyze_family)
 
 

@@ -85,7 +85,7 @@ def _comparable(path: Path) -> dict[str, Any]:
     """The report without what legitimately differs between runs (timestamps, timings, command line)."""
     report = read_report(path)
     members = [
-        m.model_dump(mode="json", exclude={"load_seconds": True, "probes": {"__all__": {"seconds"}}})
+        m.model_dump(mode="json", exclude={"load_seconds": True, "placement": True, "probes": {"__all__": {"seconds"}}})
         for m in report.members
     ]
     return {

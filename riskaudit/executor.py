@@ -1,0 +1,117 @@
+"""Where a scan's units run: in this process, one after another (``--executor local``), or as Ray tasks
+spread over a cluster's CPUs and GPUs (``--executor ray``, :mod:`riskaudit.ray_executor`).
+
+An executor only computes: it takes :class:`~riskaudit.units.UnitRequest` s and yields each one's
+:class:`~riskaudit.units.UnitOutcome` (or the reason its member could not be loaded) as it finishes. The
+driver (:func:`riskaudit.scan.scan_family`) alone reads and writes the result store, reports progress and
+runs the family finalization and the analysis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from pydantic import BaseModel
+
+from riskaudit.errors import ModelLoadError
+from riskaudit.probes.base import Probe, ProbeResult
+from riskaudit.report import ExecutionInfo
+from riskaudit.units import UnitOutcome, UnitRequest, compute_unit
+
+if TYPE_CHECKING:
+    from riskaudit.scan import ScanEvents, ScanOptions
+    from riskaudit.store import ResultStore
+
+    class IndexedSink(Protocol):
+        def __call__(
+            self, index: int, probe_id: str, result: ProbeResult, seconds: float, fingerprint: str
+        ) -> None: ...
+
+
+class UnitFailure(BaseModel):
+    """A unit whose member could not be computed: the one-line reason (a load error, a worker that died more
+    often than Ray retries it)."""
+
+    error: str
+
+
+class Executor(Protocol):
+    """Runs units and yields each outcome as it finishes (in any order)."""
+
+    @property
+    def info(self) -> ExecutionInfo: ...
+
+    def run(
+        self,
+        requests: Sequence[UnitRequest],
+        probes: Sequence[Probe],
+        options: ScanOptions,
+        events: ScanEvents,
+        total: int,
+        on_result: IndexedSink,
+    ) -> Iterator[tuple[UnitRequest, UnitOutcome | UnitFailure]]:
+        """``on_result(index, probe id, result, seconds, fingerprint)`` may be called before a unit's outcome is
+        yielded, as each probe returns (the local executor does, so an interrupted scan keeps finished probes)."""
+        ...
+
+
+class LocalExecutor:
+    """One unit after another in this process (the default)."""
+
+    def __init__(self, store: ResultStore | None = None) -> None:
+        self.store = store
+
+    @property
+    def info(self) -> ExecutionInfo:
+        return ExecutionInfo()
+
+    def compute(
+        self,
+        request: UnitRequest,
+        probes: Sequence[Probe],
+        options: ScanOptions,
+        events: ScanEvents,
+        on_result: IndexedSink,
+    ) -> UnitOutcome:
+        """Compute one unit here; raises :class:`ModelLoadError` when its member cannot be loaded."""
+        member = request.member
+
+        def progress(probe_id: str, done: int, total: int) -> None:
+            events.probe_progress(member, probe_id, done, total)
+
+        def sink(probe_id: str, result: ProbeResult, seconds: float, fingerprint: str) -> None:
+            on_result(request.index, probe_id, result, seconds, fingerprint)
+
+        store = self.store
+        return compute_unit(
+            member,
+            probes,
+            options.load,
+            options.seed,
+            skip=request.skip,
+            expected_fingerprint=request.expected_fingerprint,
+            fingerprint=None if store is None else store.weights_fingerprint,
+            on_result=sink,
+            progress=progress,
+        )
+
+    def run(
+        self,
+        requests: Sequence[UnitRequest],
+        probes: Sequence[Probe],
+        options: ScanOptions,
+        events: ScanEvents,
+        total: int,
+        on_result: IndexedSink,
+    ) -> Iterator[tuple[UnitRequest, UnitOutcome | UnitFailure]]:
+        for request in requests:
+            events.member_start(request.index, total, request.member)
+            try:
+                outcome: UnitOutcome | UnitFailure = self.compute(request, probes, options, events, on_result)
+            except ModelLoadError as exc:
+                outcome = UnitFailure(error=str(exc))
+            yield request, outcome
+
+
+_: type[Executor] = LocalExecutor  # LocalExecutor satisfies the protocol

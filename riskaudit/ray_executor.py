@@ -1,0 +1,244 @@
+"""``scan --executor ray``: each (member, revision) is one Ray task, placed by Ray on a node with the CPUs,
+GPUs (or GPU fraction) and memory that member needs.
+
+The driver (the ``riskaudit scan`` process) connects to a cluster (``--ray-address``) or starts a local
+Ray, ships the probes once through Ray's object store, submits every unit that is not already in the result
+store, and takes the outcomes as they finish (``ray.wait``). A task whose worker process dies is retried by
+Ray (``max_retries``); a member that cannot be loaded comes back as a failure and is not retried. Workers
+never touch the result store: only the driver writes it (:func:`riskaudit.scan.scan_family`).
+
+Ray is an optional extra (``pip install 'riskaudit[ray]'``); nothing here imports it at module level.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from riskaudit.errors import ModelLoadError, RiskauditError
+from riskaudit.executor import UnitFailure
+from riskaudit.families import ModelSpec
+from riskaudit.models import LoadOptions
+from riskaudit.placement import TaskResources, estimate_footprint, task_resources
+from riskaudit.probes.base import Probe
+from riskaudit.report import ExecutionInfo, UnitPlacement
+from riskaudit.store import is_pinned, weights_fingerprint
+from riskaudit.units import UnitOutcome, UnitRequest, compute_unit
+
+if TYPE_CHECKING:
+    from riskaudit.executor import IndexedSink
+    from riskaudit.scan import ScanEvents, ScanOptions
+
+INSTALL_HINT = "pip install 'riskaudit[ray]'"
+DEFAULT_MAX_RETRIES = 3
+
+
+def import_ray() -> ModuleType:
+    """The ``ray`` module, or one line saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise RiskauditError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+def _run_unit(request: UnitRequest, probes: Sequence[Probe], load: LoadOptions, seed: int) -> UnitOutcome | UnitFailure:
+    """The body of one Ray task (on a worker): compute the unit; a member that cannot be loaded is a failure
+    value, not an exception, so Ray does not retry it."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    util: Any = ray.util
+    gpus = [str(g) for g in ctx.get_accelerator_ids().get("GPU", [])]
+    where = UnitPlacement(
+        executor="ray",
+        node_id=ctx.get_node_id(),
+        node_ip=str(util.get_node_ip_address()),
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        gpu_ids=gpus,
+    )
+    device = load.device if gpus else "cpu"  # Ray set CUDA_VISIBLE_DEVICES to the task's GPUs
+    if gpus and device in ("auto", "cpu"):
+        device = "cuda"
+    # a fingerprint the driver could not pin (a hub model not in its cache) is taken where the model loads
+    fingerprinter = None if is_pinned(request.expected_fingerprint) else _fingerprint
+    try:
+        return compute_unit(
+            request.member,
+            probes,
+            load.model_copy(update={"device": device}),
+            seed,
+            skip=request.skip,
+            expected_fingerprint=request.expected_fingerprint,
+            fingerprint=fingerprinter,
+            placement=where,
+        )
+    except ModelLoadError as exc:
+        return UnitFailure(error=str(exc))
+
+
+def _fingerprint(source: str, revision: str | None) -> str:
+    return weights_fingerprint(source, revision)
+
+
+def _gpu_memory_of_cluster(ray: Any) -> int:
+    """Total memory of one GPU, read by a one-GPU task on the cluster."""
+
+    def read() -> int:
+        import torch
+
+        return int(torch.cuda.get_device_properties(0).total_memory)
+
+    return int(ray.get(ray.remote(num_gpus=1, max_retries=0)(read).remote()))
+
+
+class RayExecutor:
+    """Units as Ray tasks. Use as a context manager: it connects on enter and disconnects on exit (a local Ray
+    it started is shut down with it)."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        gpu_memory: int | None = None,
+        num_cpus: int | None = None,
+    ) -> None:
+        self.address = address
+        self.max_retries = max_retries
+        self.gpu_memory = gpu_memory
+        self.num_cpus = num_cpus  # a local Ray's CPUs (None: all)
+        self._ray: Any = None
+        self._nodes = 1
+
+    def __enter__(self) -> RayExecutor:
+        ray = import_ray()
+        if self.address is not None:
+            check_reachable(self.address)
+        kwargs: dict[str, Any] = {
+            "log_to_driver": False,
+            "logging_level": logging.ERROR,
+            "configure_logging": True,
+        }
+        try:
+            if self.address is None:
+                ray.init(num_cpus=self.num_cpus, include_dashboard=False, **kwargs)
+            else:
+                ray.init(address=self.address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = self.address or "a local Ray"
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RiskauditError(f"cannot start or reach Ray ({where}): {msg}") from None
+        self._ray = ray
+        self._nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._ray is not None:
+            self._ray.shutdown()
+            self._ray = None
+
+    @property
+    def info(self) -> ExecutionInfo:
+        return ExecutionInfo(
+            executor="ray", address=self.address, cluster_nodes=self._nodes, max_retries=self.max_retries
+        )
+
+    def resources(self, member: ModelSpec, load: LoadOptions) -> TaskResources:
+        """What one unit of ``member`` asks Ray for: GPUs when the scan uses a device other than the CPU and the
+        cluster has GPUs (a fraction of one when the member fits a share of its memory), else one CPU and the
+        member's estimated memory."""
+        ray = self._ray
+        use_gpu = load.device != "cpu" and float(ray.cluster_resources().get("GPU", 0)) > 0
+        if load.device.startswith("cuda") and not use_gpu:
+            raise RiskauditError(f"--device {load.device} was asked for, but the Ray cluster has no GPUs")
+        gpu_memory = None
+        if use_gpu:
+            if self.gpu_memory is None:
+                self.gpu_memory = _gpu_memory_of_cluster(ray)
+            gpu_memory = self.gpu_memory
+        footprint = estimate_footprint(member, load, use_gpu=use_gpu)
+        return task_resources(footprint, gpu_memory, device_map=False)  # MERGE-TODO: load.device_map
+
+    def run(
+        self,
+        requests: Sequence[UnitRequest],
+        probes: Sequence[Probe],
+        options: ScanOptions,
+        events: ScanEvents,
+        total: int,
+        on_result: IndexedSink,
+    ) -> Iterator[tuple[UnitRequest, UnitOutcome | UnitFailure]]:
+        ray = self._ray
+        if ray is None:
+            raise RuntimeError("RayExecutor used outside its context")
+        if not requests:
+            return
+        task = ray.remote(_run_unit)
+        shared = ray.put(list(probes))
+        pending: dict[Any, UnitRequest] = {}
+        try:
+            for request in requests:
+                need = self.resources(request.member, options.load)
+                ref = task.options(
+                    num_cpus=need.num_cpus,
+                    num_gpus=need.num_gpus,
+                    memory=need.memory,
+                    max_retries=self.max_retries,
+                    retry_exceptions=False,
+                    name=f"riskaudit:{request.member.name}",
+                ).remote(request, shared, options.load, options.seed)
+                pending[ref] = request
+                events.member_start(request.index, total, request.member)
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                ref = done[0]
+                request = pending.pop(ref)
+                yield request, self._outcome(ray, ref, request)
+        finally:
+            for ref in pending:  # interrupted: nothing else will take these results
+                ray.cancel(ref, force=True)
+
+    def _outcome(self, ray: Any, ref: Any, request: UnitRequest) -> UnitOutcome | UnitFailure:
+        from ray import exceptions as rex
+
+        try:
+            value = ray.get(ref)
+        except rex.RayTaskError as exc:  # the probe code raised: a bug or bad input, not a lost worker
+            cause: BaseException = exc.cause or exc
+            if isinstance(cause, RiskauditError):
+                raise type(cause)(str(cause)) from None
+            raise RiskauditError(f"{request.member.name}: the unit failed on its Ray worker: {_line(cause)}") from None
+        except rex.RayError as exc:  # the worker died more often than Ray retries, or the task cannot run
+            return UnitFailure(
+                error=f"{request.member.name}: its Ray task failed after {self.max_retries} retries: {_line(exc)}"
+            )
+        if not isinstance(value, UnitOutcome | UnitFailure):
+            raise RiskauditError(f"{request.member.name}: unexpected result from its Ray task")
+        return value
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT cluster address must accept a connection (Ray itself would retry for minutes)."""
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise RiskauditError(f"bad --ray-address {address!r}: expected auto or HOST:PORT (the head's GCS port)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RiskauditError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; start its head with "
+            f"`ray start --head --port={port}` or check the address"
+        ) from None
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,260 @@
+"""``scan --executor ray`` on a real two-node Ray cluster started on this machine over loopback.
+
+The cluster is two ``ray start --block`` processes (a head and a worker node, one CPU each), each in its own
+process group, killed with the group when the module's tests end. Token authentication is off for this
+loopback cluster (RAY_AUTH_MODE=disabled on every process of it); see docs/scale-out.md for real clusters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import assert_one_line_error, run_cli
+
+from riskaudit.report import Report, read_report
+
+ray = pytest.importorskip("ray", reason="the Ray extra is not installed (pip install 'riskaudit[ray]')")
+
+SCAN = [
+    "scan",
+    "--family",
+    "demo",
+    "--probes",
+    "occupation_gender_pronoun,memorization",  # memorization: family-level finalization (reference ratio)
+    "--limit",
+    "8",
+    "--seed",
+    "5",
+]
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+BOUND_S = 90  # any cluster step that takes longer than this has failed
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(pred: Any, what: str, timeout: float = BOUND_S) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+class Cluster:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.env = {**os.environ, **RAY_ENV}
+
+    def _start(self, name: str, *args: str) -> Path:
+        log = self.tmp / f"{name}.log"
+        ray_bin = str(Path(sys.executable).parent / "ray")
+        cmd = [ray_bin, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0", *args]
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        self.procs.append(proc)
+        _wait_for(lambda: "--block" in log.read_text() or proc.poll() is not None, f"ray node {name}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray node {name} exited: {log.read_text()[-2000:]}")
+        return log
+
+    def start(self) -> None:
+        tmp_dir = str(self.tmp / "ray")
+        self._start(
+            "head",
+            "--head",
+            f"--port={self.port}",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={tmp_dir}",
+        )
+        self._start("worker", f"--address={self.address}", f"--temp-dir={tmp_dir}")
+        _wait_for(lambda: self.alive_nodes() == 2, "two alive nodes")
+
+    def alive_nodes(self) -> int:
+        code = (
+            "import ray, logging; ray.init(address=%r, log_to_driver=False, logging_level=logging.ERROR); "
+            "print(sum(1 for n in ray.nodes() if n['Alive']))" % self.address
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=self.env, timeout=BOUND_S
+        )
+        return int(out.stdout.strip() or 0)
+
+    def stop(self) -> None:
+        for proc in self.procs:  # every Ray process of a node is in its `ray start`'s process group
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for proc in self.procs:
+            proc.wait(timeout=BOUND_S)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with tempfile.TemporaryDirectory(prefix="riskaudit-ray-") as tmp:
+        c = Cluster(Path(tmp))
+        try:
+            c.start()
+            yield c
+        finally:
+            c.stop()
+
+
+@pytest.fixture(scope="module")
+def local_report(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    out = tmp_path_factory.mktemp("local") / "r.json"
+    proc = run_cli(*SCAN, "--out", str(out), "-q", "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    return read_report(out)
+
+
+def _same_results(a: Report, b: Report) -> None:
+    """Metrics, analysis and sidecar equal; what ran where and how long it took may differ."""
+    assert [m.name for m in a.members] == [m.name for m in b.members]
+    for ma, mb in zip(a.members, b.members, strict=True):
+        assert ma.status == mb.status == "ok"
+        assert [p.metrics for p in ma.probes] == [p.metrics for p in mb.probes], ma.name
+        assert (ma.params_total, ma.flops) == (mb.params_total, mb.flops)
+    assert a.analysis == b.analysis
+    assert a.sidecar is not None and b.sidecar is not None
+    assert (a.sidecar.rows, a.sidecar.sha256) == (b.sidecar.rows, b.sidecar.sha256)
+    assert a.replicates is not None and b.replicates is not None and a.replicates.sha256 == b.replicates.sha256
+
+
+def _unit_pids() -> set[int]:
+    """Worker processes running a unit right now (Ray titles them ray::<task name>)."""
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return {int(line.split(None, 1)[0]) for line in out.splitlines() if "ray::riskaudit:" in line}
+
+
+def _scan_proc(cluster: Cluster, out: Path, cache: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, **RAY_ENV, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "riskaudit", *SCAN, "--out", str(out), "--cache-dir", str(cache)]
+    cmd += ["--executor", "ray", "--ray-address", cluster.address]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.slow
+def test_two_nodes_give_the_local_report_and_a_killed_worker_is_retried(
+    cluster: Cluster, local_report: Report, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.json"
+    proc = _scan_proc(cluster, out, tmp_path / "cache")
+    killed: list[int] = []
+    try:
+        _wait_for(lambda: bool(_unit_pids()) or proc.poll() is not None, "a unit to start", timeout=300)
+        time.sleep(2)  # mid-unit: loading the model or running a probe
+        pids = _unit_pids()
+        if pids:
+            victim = min(pids)
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+        stdout, stderr = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert killed, "no unit was seen running"
+    report = read_report(out)
+    _same_results(local_report, report)
+    ex = report.run.execution
+    assert ex.executor == "ray" and ex.address == cluster.address and ex.cluster_nodes == 2
+    assert ex.max_retries >= 1
+    # both nodes ran units, and every unit says where
+    assert len(ex.nodes) == 2 and all(n.units for n in ex.nodes)
+    assert sorted(u for n in ex.nodes for u in n.units) == sorted(m.name for m in report.members)
+    placements = [m.placement for m in report.members]
+    assert all(p is not None and p.executor == "ray" and p.node_id for p in placements)
+    # the killed process returned nothing: its unit was computed again by another worker process
+    assert killed[0] not in {p.pid for p in placements if p is not None}
+    assert " on " in stderr  # progress lines name the node
+
+
+@pytest.mark.slow
+def test_a_killed_driver_resumes_from_the_store(cluster: Cluster, local_report: Report, tmp_path: Path) -> None:
+    out, cache = tmp_path / "r.json", tmp_path / "cache"
+    proc = _scan_proc(cluster, out, cache)
+    assert proc.stderr is not None
+    try:
+        first = proc.stderr.readline()  # the first finished member's line: its units are stored
+        while first and not first.startswith("["):
+            first = proc.stderr.readline()
+        assert first.startswith("[") and ": ok (" in first, first
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=BOUND_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not out.exists()
+    again = _scan_proc(cluster, out, cache)
+    _, stderr = again.communicate(timeout=900)
+    assert again.returncode == 0, stderr
+    assert "from store" in stderr  # what the killed driver stored was not recomputed
+    report = read_report(out)
+    _same_results(local_report, report)
+    served = [m for m in report.members if m.placement is None]
+    assert served and len(served) < len(report.members)
+
+
+def test_executor_ray_without_ray_installed_is_one_line(tmp_path: Path) -> None:
+    fake = tmp_path / "noray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named ray')\n")
+    proc = run_cli(
+        *SCAN, "--executor", "ray", "--out", str(tmp_path / "r.json"), env={"PYTHONPATH": str(fake.parent)}
+    )
+    assert_one_line_error(proc, "pip install 'riskaudit[ray]'")
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--executor", "dask"], "unknown --executor 'dask'"),
+        (["--ray-address", "127.0.0.1:1"], "--ray-address needs --executor ray"),
+    ],
+)
+def test_executor_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = run_cli(*SCAN, *args, "--out", str(tmp_path / "r.json"))
+    assert_one_line_error(proc, message)
+
+
+def test_unreachable_cluster_is_one_line(tmp_path: Path) -> None:
+    port = _free_port()  # nothing listens there
+    proc = run_cli(
+        *SCAN, "--executor", "ray", "--ray-address", f"127.0.0.1:{port}", "--out", str(tmp_path / "r.json"),
+        env=RAY_ENV,
+    )
+    assert_one_line_error(proc, f"cannot reach the Ray cluster at 127.0.0.1:{port}")
+    proc = run_cli(*SCAN, "--executor", "ray", "--ray-address", "nowhere", "--out", str(tmp_path / "r.json"))
+    assert_one_line_error(proc, "bad --ray-address 'nowhere'")
+
+
+def test_report_records_local_execution(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    proc = run_cli(*SCAN[:4], "occupation_gender_pronoun", "--limit", "3", "--members", "demo-50k", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["run"]["execution"]["executor"] == "local"
+    [node] = doc["run"]["execution"]["nodes"]
+    assert node["units"] == ["demo-50k"] and node["hostname"] == socket.gethostname()
+    assert doc["members"][0]["placement"]["pid"] > 0
