@@ -150,9 +150,10 @@ def member_load_options(load: LoadOptions, member: ModelSpec) -> LoadOptions:
     return load
 
 
-def _unit_keys(
+def unit_keys(
     member: ModelSpec, probes: Sequence[Probe], options: ScanOptions, weights_hash: str
 ) -> dict[str, UnitKey]:
+    """The result-store key of every probe's unit on this member (by probe id)."""
     load = member_load_options(options.load, member)
     opts = unit_options_hash(load, options.seed, None if load.add_bos == "auto" else {"add_bos": load.add_bos})
     return {
@@ -167,6 +168,9 @@ def _unit_keys(
         )
         for p in probes
     }
+
+
+_unit_keys = unit_keys  # the former private name
 
 
 def scan_member(
