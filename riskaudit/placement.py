@@ -123,10 +123,11 @@ def read_config(member: ModelSpec, load: LoadOptions) -> tuple[Any | None, str]:
         with quiet_transformers():
             return AutoConfig.from_pretrained(where, **kwargs), ""
     except Exception as exc:  # any failure: the sizes are unknown, the plan goes on
-        from riskaudit.models.load_errors import one_line
+        from riskaudit.models.load_errors import is_not_cached, one_line
 
-        place = "its directory" if is_local_source(member.source) else "the local HF cache"
-        return None, f"config not readable from {place} ({one_line(exc)[:120]})"
+        if not is_local_source(member.source) and is_not_cached(exc):
+            return None, "not in the local HF cache (no config.json, no tokenizer)"
+        return None, f"config not readable ({one_line(exc)[:100]})"
 
 
 def count_params_meta(config: Any, load: LoadOptions) -> int:

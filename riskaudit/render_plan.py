@@ -66,12 +66,20 @@ def plan_tables(plan: ScanPlan, width: int | None = None) -> list[Table]:
         ]
         for u in plan.units
     ]
+    reasons: dict[str, list[str]] = {}  # why something is unknown -> the units
+    for u in plan.units:
+        errors = {p.error for p in u.probes if p.error}
+        whole = {u.footprint.note} | (errors if len(errors) == 1 and all(p.error for p in u.probes) else set())
+        parts = whole | {f"{p.probe_id}: {p.error}" for p in u.probes if p.error and p.error not in whole}
+        for reason in sorted(r for r in parts if r):
+            reasons.setdefault(reason, []).append(u.name)
+    unknown = "".join(f" ?: {r} ({', '.join(names)})." for r, names in reasons.items())
     device = "CPU tasks" if plan.gpu_memory is None else f"GPUs of {human_bytes(plan.gpu_memory)}"
     caption = (
         f"{plan.units_to_run} of {plan.units_total} units to run ({plan.executor} executor, {device}); "
         f"{_tokens(plan.tokens_to_run)} forward-pass tokens to run of {_tokens(plan.tokens_total)}; largest peak "
         f"{human_bytes(plan.peak_bytes_max)}. params*: counted from the config; peak: weights + one batch's "
-        "activations; stored: probes already in the result store"
+        "activations; stored: probes already in the result store." + unknown
     )
     probe_cols = (
         Column("probe", key=True),
@@ -90,11 +98,10 @@ def plan_tables(plan: ScanPlan, width: int | None = None) -> list[Table]:
         per_unit = "?" if not known else _tokens(known[0]) if len(known) == 1 else f"{known[0]:,}–{known[-1]:,}"
         inputs = "?" if not seqs else f"{seqs[0]:,}" if len(seqs) == 1 else f"{seqs[0]:,}–{seqs[-1]:,}"
         probe_rows.append([Text(pid), per_unit, inputs, str(len(todo)), _tokens(left)])
-    errors = sorted({f"{p.probe_id}: {p.error}" for u in plan.units for p in u.probes if p.error})
     probe_caption = (
         "tokens / inputs: forward-pass tokens and model inputs of the probe on one unit (padding not counted); "
         f"units: units that run it; to run: their tokens. Counted with the members' own tokenizers "
-        f"({plan.distinct_tokenizers} distinct) and no model" + ("; unknown: " + "; ".join(errors) if errors else "")
+        f"({plan.distinct_tokenizers} distinct) and no model"
     )
     return [
         *fit_tables(f"Scan plan: {plan.family}", unit_cols, unit_rows, width, caption),
