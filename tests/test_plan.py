@@ -81,9 +81,15 @@ def test_params_counted_from_config_equal_the_loaded_model(tmp_path: Path, tied:
 def test_unreadable_member_is_unknown_not_an_error(tmp_path: Path) -> None:
     toml = tmp_path / "fam.toml"
     toml.write_text('name = "x"\n[[members]]\nname = "gone"\nsource = "./nowhere"\ntokens = 1000\n')
-    fp = estimate_footprint(load_family(str(toml)).members[0], LoadOptions())
+    family = load_family(str(toml))
+    fp = estimate_footprint(family.members[0], LoadOptions())
     assert fp.params_source == "unknown" and fp.params_total is None and fp.peak_bytes is None
     assert "config not readable" in fp.note
+    plan = plan_scan(family, [], ScanOptions(), None, "local", 80 * GIB, False)
+    (unit,) = plan.units
+    assert unit.resources.num_gpus == 1.0 and plan.peak_bytes_max is None
+    text = " ".join(_render(plan_tables(plan, 80), 80).split())  # captions wrap
+    assert "?: config not readable" in text and "(gone)." in text
 
 
 def test_pronoun_tokens_equal_a_hand_count(demo_probes: list[Any]) -> None:
@@ -147,12 +153,19 @@ def test_plan_lists_every_member_and_fits_80_columns(demo_probes: list[Any]) -> 
     assert all(u.resources.num_gpus == 1 / 16 and u.submit for u in plan.units)
     assert plan.units_to_run == 6 and plan.tokens_to_run == plan.tokens_total == 6 * plan.units[0].probes[0].tokens
     for width in (80, 120):
-        console = Console(width=width, file=io.StringIO(), color_system=None)
-        for t in plan_tables(plan, width):
-            console.print(t)
-        text = console.file.getvalue()  # type: ignore[attr-defined]
-        assert "…" not in text and max(len(ln.rstrip()) for ln in text.splitlines()) <= width
+        text = _render(plan_tables(plan, width), width)
         assert all(m.name in text for m in family.members) and "1/16 GPU" in text
+
+
+def _render(tables: list[Any], width: int) -> str:
+    """The tables as printed at ``width``: nothing wider, no cell cut with an ellipsis."""
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    for t in tables:
+        console.print(t)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(text, str) and "…" not in text
+    assert max(len(ln.rstrip()) for ln in text.splitlines()) <= width
+    return text
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
@@ -182,11 +195,19 @@ def test_plan_json_sees_the_units_a_real_scan_stored(
     assert plan.tokens_to_run == todo.tokens_to_run and done.tokens_to_run == 0 and (done.tokens or 0) > 0
 
 
-def test_json_without_plan_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--json"], "--json needs --plan"),
+        (["--plan", "--gpu-memory", "0.3"], "demo-5.8m needs ~0.33 GiB at float32, more than one device's 0.30 GiB"),
+    ],
+)
+def test_plan_usage_errors_are_one_line(
+    args: list[str], needle: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sys, "argv", ["riskaudit", "scan", "--family", "demo", "--json", "--no-memorization"])
+    argv = ["riskaudit", "scan", "--family", "demo", "--no-memorization", "--no-cache", *args]
+    monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as info:
         cli.main()
     err = capsys.readouterr().err
-    assert info.value.code == 2 and len(err.strip().splitlines()) == 1 and "--json needs --plan" in err
+    assert info.value.code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
