@@ -50,7 +50,7 @@ def plan_tables(plan: ScanPlan, width: int | None = None) -> list[Table]:
         Column("request", "right"),
         Column("stored", "right"),
         Column("run"),
-        Column("tokens to run", "right"),
+        Column("tokens", "right"),
     )
     unit_rows: list[list[Cell]] = [
         [
@@ -79,14 +79,14 @@ def plan_tables(plan: ScanPlan, width: int | None = None) -> list[Table]:
         f"{plan.units_to_run} of {plan.units_total} units to run ({plan.executor} executor, {device}); "
         f"{_tokens(plan.tokens_to_run)} forward-pass tokens to run of {_tokens(plan.tokens_total)}; largest peak "
         f"{human_bytes(plan.peak_bytes_max)}. params*: counted from the config; peak: weights + one batch's "
-        "activations; stored: probes already in the result store." + unknown
+        "activations; stored: probes already in the result store; tokens: forward-pass tokens to run." + unknown
     )
     probe_cols = (
         Column("probe", key=True),
         Column("tokens", "right"),
         Column("inputs", "right"),
         Column("units", "right"),
-        Column("to run", "right"),
+        Column("total", "right"),
     )
     probe_rows: list[list[Cell]] = []
     for pid in plan.probes:
@@ -100,7 +100,7 @@ def plan_tables(plan: ScanPlan, width: int | None = None) -> list[Table]:
         probe_rows.append([Text(pid), per_unit, inputs, str(len(todo)), _tokens(left)])
     probe_caption = (
         "tokens / inputs: forward-pass tokens and model inputs of the probe on one unit (padding not counted); "
-        f"units: units that run it; to run: their tokens. Counted with the members' own tokenizers "
+        f"units: units that run it; total: their tokens. Counted with the members' own tokenizers "
         f"({plan.distinct_tokenizers} distinct) and no model"
     )
     return [

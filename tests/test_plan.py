@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 import riskaudit.cli as cli
 from riskaudit.errors import RiskauditError
 from riskaudit.families import load_family
+from riskaudit.layout import table_width
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.placement import GIB, MemberFootprint, estimate_footprint, task_resources
 from riskaudit.plan import ScanPlan, plan_scan
@@ -152,15 +153,20 @@ def test_plan_lists_every_member_and_fits_80_columns(demo_probes: list[Any]) -> 
     assert all(u.footprint.params_source == "declared" for u in plan.units)
     assert all(u.resources.num_gpus == 1 / 16 and u.submit for u in plan.units)
     assert plan.units_to_run == 6 and plan.tokens_to_run == plan.tokens_total == 6 * plan.units[0].probes[0].tokens
-    for width in (80, 120):
+    for width in (80, 100, 120):
         text = _render(plan_tables(plan, width), width)
         assert all(m.name in text for m in family.members) and "1/16 GPU" in text
+    for suffix in ("@step1", "@step103", "@step143000"):  # checkpoint names, at every width around 80-120
+        units = [u.model_copy(update={"name": u.name + suffix}) for u in plan.units]
+        for width in range(72, 128):
+            _render(plan_tables(plan.model_copy(update={"units": units}), width), width)
 
 
 def _render(tables: list[Any], width: int) -> str:
     """The tables as printed at ``width``: nothing wider, no cell cut with an ellipsis."""
     console = Console(width=width, file=io.StringIO(), color_system=None)
     for t in tables:
+        assert table_width(t) <= width  # else the console crops it (no ellipsis, but cells cut)
         console.print(t)
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert isinstance(text, str) and "…" not in text
