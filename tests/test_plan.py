@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import sys
@@ -143,6 +144,47 @@ def test_members_sharing_a_tokenizer_are_counted_once(demo_probes: list[Any]) ->
     assert counter.distinct == 1 and len(set(counts)) == 1
     counts_bos = counter.count(family.members[0], LoadOptions(add_bos="yes"))[0].tokens
     assert counter.distinct == 2 and counts_bos is not None and counts[0] is not None and counts_bos > counts[0]
+
+
+def _hub_cache(root: Path, repo: str, model_dir: Path, commits: dict[str, str]) -> None:
+    """An HF hub cache holding ``model_dir``'s small files (no weights) at every revision of ``commits``, as
+    the hub stores them: content-named blobs, one snapshot of symlinks per commit, a ref per revision."""
+    base = root / ("models--" + repo.replace("/", "--"))
+    (base / "blobs").mkdir(parents=True)
+    (base / "refs").mkdir()
+    for ref, commit in commits.items():
+        (base / "refs" / ref).write_text(commit)
+        (base / "snapshots" / commit).mkdir(parents=True)
+        for f in model_dir.iterdir():
+            if f.suffix in (".json", ".txt"):
+                blob = base / "blobs" / hashlib.sha256(f.read_bytes()).hexdigest()
+                blob.write_bytes(f.read_bytes())
+                (base / "snapshots" / commit / f.name).symlink_to(blob)
+
+
+def test_hub_checkpoints_from_the_local_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_probes: list[Any]
+) -> None:
+    """A hub family with checkpoints, config and tokenizer only in the local HF cache (no weights, no network):
+    parameters counted on the meta device, tokens counted with one tokenizer load for every checkpoint."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    demo = load_family("demo").members[1]
+    _hub_cache(tmp_path / "hub", "org/tiny", Path(demo.source), {"step1": "a" * 40, "step2": "b" * 40})
+    toml = tmp_path / "fam.toml"
+    toml.write_text(
+        'name = "hub"\ntokens_per_step = 1000\n[[members]]\nname = "t"\nsource = "org/tiny"\ntokens = 5000\n'
+    )
+    family = load_family(str(toml), ["step1", "step2"])
+    probes = select_probes(demo_probes, [PRONOUN])
+    counter = TokenCounter(probes)
+    counts = [counter.count(m, LoadOptions())[0].tokens for m in family.members]
+    assert counter.loaded == 1 and counts == [10073, 10073]  # the demo tokenizer's count (docs/plan.md)
+    plan = plan_scan(family, probes, ScanOptions(), None, "local", None, False)
+    assert [u.footprint.params_total for u in plan.units] == [demo.params_total] * 2
+    assert [u.footprint.params_source for u in plan.units] == ["config", "config"]
 
 
 def test_plan_lists_every_member_and_fits_80_columns(demo_probes: list[Any]) -> None:
