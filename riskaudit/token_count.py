@@ -39,6 +39,7 @@ from riskaudit.models.base import (
 )
 from riskaudit.models.tokenization import Convention, decide_bos
 from riskaudit.probes.base import Probe
+from riskaudit.store import _MODEL_FILES
 
 
 class ProbeTokens(BaseModel):
@@ -234,21 +235,8 @@ def count_probe_tokens(model: CountingModel, probes: Sequence[Probe]) -> list[Pr
     return out
 
 
-# every file a tokenizer or the counted config fields can come from (remote code aside)
-TOKENIZER_FILES = (
-    "config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "vocab.txt",
-    "merges.txt",
-    "tokenizer.model",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-    "chat_template.jinja",
-)
+# the config, generation config and tokenizer files (the files besides the weights a model fingerprint covers)
+TOKENIZER_FILES = tuple(sorted(_MODEL_FILES))
 
 
 def files_key(member: ModelSpec, load: LoadOptions) -> str | None:
