@@ -18,7 +18,10 @@ from riskaudit.errors import Interrupted, RiskauditError
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from riskaudit.families import Family
+    from riskaudit.probes.base import Probe
     from riskaudit.report import Report
+    from riskaudit.scan import ScanOptions
 
 app = typer.Typer(
     name="riskaudit",
@@ -258,6 +261,25 @@ def scan(
             show_default=False,
         ),
     ] = None,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the plan and exit, loading no model: each unit's estimated memory, the resources its "
+            "task requests, the probes already in the result store, and the forward-pass tokens to run.",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --plan: print the plan as JSON.")] = False,
+    gpu_memory: Annotated[
+        float | None,
+        typer.Option(
+            "--gpu-memory",
+            min=0.001,
+            help="GiB of one GPU, for the resources each task requests (default: the local CUDA device's; "
+            "none: CPU tasks).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Audit every member of a family and write a JSON report."""
     from riskaudit.families import load_family
@@ -333,6 +355,14 @@ def scan(
         probes = [limit_probe(p, limit) for p in probes]
     if no_cache and cache_dir is not None:
         raise RiskauditError("--no-cache and --cache-dir cannot be used together")
+    if gpu_memory is not None and device == "cpu":
+        raise RiskauditError("--gpu-memory sizes GPU tasks: add --device auto (or cuda) to use GPUs")
+    if plan or as_json:
+        if not plan:
+            raise RiskauditError("--json needs --plan (a scan writes its JSON report to --out)")
+        store_file = None if no_cache else store_path(cache_dir)
+        _print_plan(fam, probes, options, store_file, gpu_memory, as_json, wide, executor)
+        return
     counter = UnitCounter()
     # a terminal gets live bars; a log (CI, a pipe) gets one plain line per finished step
     progress: LineProgress | None = None
@@ -343,9 +373,11 @@ def scan(
             store = None if no_cache else stack.enter_context(ResultStore(store_path(cache_dir)))
             runner = None
             if executor == "ray":
+                from riskaudit.placement import GIB
                 from riskaudit.ray_executor import RayExecutor
 
-                runner = stack.enter_context(RayExecutor(ray_address))
+                gpu_bytes = None if gpu_memory is None else int(gpu_memory * GIB)
+                runner = stack.enter_context(RayExecutor(ray_address, gpu_memory=gpu_bytes))
             if progress is not None:
                 stack.enter_context(progress)
             report, rows, reps = scan_family(
@@ -387,6 +419,34 @@ def scan(
     out_console.print(f"report: {out_path}  (per-item records: {side})")
     if any(m.status != "ok" for m in report.members):
         raise typer.Exit(1)
+
+
+def _print_plan(
+    fam: Family,
+    probes: list[Probe],
+    options: ScanOptions,
+    store: Path | None,
+    gib: float | None,
+    as_json: bool,
+    wide: bool,
+    executor: str = "local",
+) -> None:
+    """``scan --plan``: the plan as tables (or JSON); loads no model and writes nothing."""
+    from riskaudit.placement import GIB, local_gpu_memory
+    from riskaudit.plan import plan_scan
+    from riskaudit.render_plan import plan_tables
+    from riskaudit.store import ResultStore
+
+    device_bytes = local_gpu_memory() if gib is None else int(gib * GIB)
+    if options.load.device == "cpu":  # the units run on CPUs: the tasks request no GPU
+        device_bytes = None
+    with contextlib.ExitStack() as stack:  # an absent store holds nothing: do not create it
+        db = None if store is None or not store.exists() else stack.enter_context(ResultStore(store))
+        result = plan_scan(fam, probes, options, db, executor, device_bytes, False)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=1) + "\n")
+    else:
+        _print_tables(plan_tables(result, _table_width(wide)), wide)
 
 
 def _table_width(wide: bool) -> int | None:

@@ -27,7 +27,7 @@ from riskaudit.placement import TaskResources, estimate_footprint, task_resource
 from riskaudit.probes.base import Probe
 from riskaudit.report import ExecutionInfo, UnitPlacement
 from riskaudit.store import is_pinned, weights_fingerprint
-from riskaudit.units import UnitOutcome, UnitRequest, compute_unit
+from riskaudit.units import UnitOutcome, UnitRequest, compute_unit, member_load_options
 
 if TYPE_CHECKING:
     from riskaudit.executor import IndexedSink
@@ -162,7 +162,7 @@ class RayExecutor:
             if self.gpu_memory is None:
                 self.gpu_memory = _gpu_memory_of_cluster(ray)
             gpu_memory = self.gpu_memory
-        footprint = estimate_footprint(member, load, use_gpu=use_gpu)
+        footprint = estimate_footprint(member, member_load_options(load, member), use_gpu=use_gpu)
         return task_resources(footprint, gpu_memory, device_map=False)  # MERGE-TODO: load.device_map
 
     def run(
