@@ -1,0 +1,135 @@
+"""Wall time of a demo-family scan: the local executor vs Ray with two workers, and Ray's fixed overhead.
+
+Three timings, each a whole `riskaudit scan` process with an empty result store (--no-cache):
+
+* local: ``scan --family demo`` (one member after another, torch on --threads threads);
+* ray: the same with ``--executor ray`` on a Ray cluster of two one-CPU workers (``--cluster two-nodes``: a
+  head and a worker node started here over loopback, as tests/test_ray_executor.py does; ``local``: the
+  Ray that the scan starts itself, one worker per CPU);
+* overhead: the same pair for a scan whose units are nearly empty (one member, one probe, --limit 1), so the
+  difference is what Ray costs on top of the work: connecting, shipping the probes, starting a worker
+  process and importing torch and transformers in it.
+
+The scans' metrics are compared (they must be equal); the script ends with one RESULT line. On a lent GPU
+machine pass ``--family FAMILY.toml`` with Pythia-shaped members (benchmarks/make_model.py) and
+``--device cuda``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_cluster(tmp: Path, nodes: int, env: dict[str, str]) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    """``nodes`` one-CPU Ray nodes on loopback (the first is the head); returns the address and processes."""
+    port = _free_port()
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    procs: list[subprocess.Popen[bytes]] = []
+    for i in range(nodes):
+        extra = (
+            ["--head", f"--port={port}", "--include-dashboard=false", "--disable-usage-stats"]
+            if i == 0
+            else [f"--address=127.0.0.1:{port}"]
+        )
+        log = tmp / f"node{i}.log"
+        cmd = [ray_bin, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0"]
+        cmd += [*extra, f"--temp-dir={tmp / 'ray'}"]
+        with log.open("wb") as fh:
+            procs.append(subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True))
+        end = time.monotonic() + 120
+        while "--block" not in log.read_text():
+            if procs[-1].poll() is not None or time.monotonic() > end:
+                raise SystemExit(f"ray node {i} did not start: {log.read_text()[-1000:]}")
+            time.sleep(0.5)
+    return f"127.0.0.1:{port}", procs
+
+
+def stop_cluster(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait(timeout=60)
+
+
+def timed_scan(args: list[str], out: Path, env: dict[str, str]) -> tuple[float, dict[str, object]]:
+    cmd = [sys.executable, "-m", "riskaudit", "scan", *args, "--out", str(out), "-q", "--no-cache"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"scan failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall, json.loads(out.read_text())
+
+
+def metrics(doc: dict[str, object]) -> object:
+    members = doc["members"]
+    assert isinstance(members, list)
+    return [[p["metrics"] for p in m["probes"]] for m in members]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--family", default="demo")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of the local scan (OMP_NUM_THREADS)")
+    ap.add_argument("--cluster", choices=["two-nodes", "local"], default="two-nodes")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--skip-full", action="store_true", help="only the fixed-overhead pair")
+    a = ap.parse_args()
+    base = {**os.environ, **RAY_ENV, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    local_env = {**base, "OMP_NUM_THREADS": str(a.threads)}
+    common = ["--family", a.family, "--device", a.device]
+    tiny = [*common, "--members", "demo-50k", "--probes", "occupation_gender_pronoun", "--limit", "1"]
+    if a.family != "demo":
+        tiny = [*common, "--probes", "occupation_gender_pronoun", "--limit", "1"]
+    with tempfile.TemporaryDirectory(prefix="riskaudit-bench-ray-") as tmp_s:
+        tmp = Path(tmp_s)
+        procs: list[subprocess.Popen[bytes]] = []
+        ray_args = ["--executor", "ray"]
+        try:
+            if a.cluster == "two-nodes":
+                address, procs = start_cluster(tmp, 2, base)
+                ray_args += ["--ray-address", address]
+            rows = []
+            pairs = [("fixed overhead (1 member, 1 probe, --limit 1)", tiny)]
+            if not a.skip_full:
+                pairs.append((f"family {a.family}, all probes", common))
+            for label, args in pairs:
+                t_local, d_local = timed_scan(args, tmp / "local.json", local_env)
+                t_ray, d_ray = timed_scan([*args, *ray_args], tmp / "ray.json", base)
+                same = metrics(d_local) == metrics(d_ray)
+                rows.append((label, t_local, t_ray, same))
+        finally:
+            stop_cluster(procs)
+    workers = "2 one-CPU nodes on loopback" if a.cluster == "two-nodes" else "a local Ray, one worker per CPU"
+    print(f"cores: {os.cpu_count()}, local torch threads: {a.threads}, Ray: {workers}")
+    print(f"{'scan':<48} {'local s':>9} {'ray s':>9} {'ray/local':>10}  same metrics")
+    for label, tl, tr, same in rows:
+        print(f"{label:<48} {tl:>9.1f} {tr:>9.1f} {tr / tl:>10.2f}  {'yes' if same else 'NO'}")
+    overhead = rows[0][2] - rows[0][1]
+    print(f"Ray's fixed overhead (ray - local, near-empty scan): {overhead:.1f} s")
+    ratio = rows[-1][2] / rows[-1][1]
+    ok = all(r[3] for r in rows)
+    print(f"RESULT name=ray_vs_local ratio={ratio:.2f} target=same_metrics met={'yes' if ok else 'no'}")
+
+
+if __name__ == "__main__":
+    main()
