@@ -93,6 +93,9 @@ class MemberReport(BaseModel):
     probes: list[ProbeOutcome] = []
     batch_halvings: list[BatchHalving] = []  # out-of-memory retries with half the batch (this run's work only)
     tokenization: TokenizationInfo | None = None  # BOS convention and boundary fallbacks (None: not loaded this run)
+    dtype: str | None = None  # the dtype its units were computed in (--dtype auto resolved)
+    device: str | None = None  # the kind of device they were computed on: cpu | cuda | mps
+    device_map: dict[str, int] | None = None  # --device-map auto: parameters per device this run (GPU index, cpu, disk)
 
 
 class SidecarRef(BaseModel):

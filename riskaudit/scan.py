@@ -20,7 +20,8 @@ from pydantic import BaseModel, ValidationError
 from riskaudit.errors import ModelLoadError, RiskauditError
 from riskaudit.families import Family, ModelSpec
 from riskaudit.memdata import DataOptions
-from riskaudit.models import BatchHalving, LoadOptions, ModelHandle, TokenizationInfo, load_model
+from riskaudit.models import BatchHalving, LoadOptions, ModelHandle, Placement, TokenizationInfo, load_model
+from riskaudit.models.devices import recorded_placement, resolve_dtype
 from riskaudit.points import series_from_report
 from riskaudit.probes.base import Probe, ProbeResult
 from riskaudit.probes.memorization import NO_DATA_NOTE, MemorizationInputs, MemorizationProbe
@@ -160,7 +161,7 @@ def _unit_keys(
             model_id=member.source,
             revision=member.revision,
             weights_hash=weights_hash,
-            dtype=options.load.dtype,
+            dtype=resolve_dtype(load),
             probe_id=p.id,
             probe_hash=p.content_hash(),
             unit_options_hash=opts,
@@ -206,11 +207,13 @@ def scan_member(
     load_s = 0.0
     halvings: list[BatchHalving] = []
     computed: set[str] = set()
+    placement: Placement | None = None
     need_counts = params_total is None or params_nonemb is None
     if len(results) < len(probes) or (need_counts and info is None):
         load = member_load_options(options.load, member)
         with load_model(member.source, member.revision, load, name=member.name) as model:
             load_s = time.perf_counter() - t0
+            placement = model.placement
             import torch  # only here: a scan served from the store never imports it
 
             torch.manual_seed(options.seed)
@@ -254,7 +257,8 @@ def scan_member(
             params_nonemb = info.params_nonembedding
     results = {p.id: results[p.id] for p in probes}  # scan order, whatever came from the store
     report = _member_report(family, member, params_total, params_nonemb, counted, load_s, halvings)
-    report = report.model_copy(update={"tokenization": _member_tokenization(results.values())})
+    placing = recorded_placement(member_load_options(options.load, member), placement)
+    report = report.model_copy(update={"tokenization": _member_tokenization(results.values()), **placing})
     digests = [keys[p.id].digest() for p in probes] if store is not None and is_pinned(fp) else []
     served = sum(1 for p in probes if p.id in results and p.id not in computed)
     return MemberRun(report=report, results=results, seconds=seconds, unit_digests=digests, served=served)
@@ -304,6 +308,7 @@ def _stored_member(
         params_total = info.params_total if params_total is None else params_total
         params_nonemb = info.params_nonembedding if params_nonemb is None else params_nonemb
     report = _member_report(family, member, params_total, params_nonemb, member.params_total is None)
+    report = report.model_copy(update=recorded_placement(member_load_options(options.load, member)))
     return MemberRun(report=report, unit_digests=[keys[p.id].digest() for p in probes])
 
 
