@@ -112,6 +112,7 @@ def test_dtype_auto_on_cuda_is_bfloat16_only_where_native(monkeypatch: pytest.Mo
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     capability = {0: (8, 0), 1: (7, 5)}
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: capability[i])
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert resolve_dtype(LoadOptions(dtype="auto", device="cuda")) == "bfloat16"  # Ampere and newer
     assert resolve_dtype(LoadOptions(dtype="auto", device="cuda:1")) == "float32"  # Turing emulates bfloat16
     assert resolve_dtype(LoadOptions(dtype="auto", device="cpu")) == "float32"
@@ -120,6 +121,7 @@ def test_dtype_auto_on_cuda_is_bfloat16_only_where_native(monkeypatch: pytest.Mo
     assert compute_device_type(on_gpus) == "cuda" and resolve_dtype(on_gpus) == "float32"  # GPU 1 computes
     cpu_only = LoadOptions(dtype="auto", device_map="auto", max_memory={"cpu": "1GiB"})
     assert compute_device_type(cpu_only) == "cpu" and resolve_dtype(cpu_only) == "float32"
+    assert resolve_dtype(LoadOptions(dtype="auto", device_map="auto", max_memory={"7": "1GiB"})) == "float32"
     # the store keys the kind of device the model computes on, not the placement
     assert unit_options_hash(on_gpus, 0) == unit_options_hash(LoadOptions(device="cuda"), 0)
     assert unit_options_hash(cpu_only, 0) == unit_options_hash(LoadOptions(), 0)
@@ -141,8 +143,10 @@ def test_max_memory_syntax() -> None:
         assert "--max-memory" in str(info.value)
 
 
-def test_load_model_refuses_bad_placement_options() -> None:
+def test_load_model_refuses_bad_placement_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for options, needle in [
+        (LoadOptions(device_map="auto", max_memory={"0": "1GiB", "cpu": "1GiB"}), "names GPU 0, but 0 CUDA"),
         (LoadOptions(device_map="balanced"), "--device-map"),
         (LoadOptions(max_memory={"cpu": "1GB"}), "needs --device-map auto"),
         (LoadOptions(device_map="auto", max_memory={"cpu": "x"}), "size 'x'"),

@@ -109,6 +109,8 @@ def resolve_dtype(load: LoadOptions) -> str:
     import torch
 
     index = _cuda_index(load)
+    if index >= torch.cuda.device_count():  # not a visible GPU: loading says so
+        return "float32"
     if torch.cuda.get_device_capability(index)[0] >= 8:  # Ampere and newer compute in bfloat16 natively
         return "bfloat16"
     return "float32"

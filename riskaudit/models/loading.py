@@ -8,6 +8,7 @@ line with a fix (see :mod:`riskaudit.models.load_errors`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import tempfile
@@ -55,6 +56,8 @@ def load_model(source: str, revision: str | None, options: LoadOptions, name: st
     )
     _check_options(options, label)
     device = None if options.device_map else _resolve_device(options.device, label)
+    if options.device_map:
+        _check_gpus(options.max_memory or {}, label)
     options = options.model_copy(update={"dtype": resolve_dtype(options)})
     display = name or (source if local or not revision else f"{source}@{revision}")
 
@@ -102,6 +105,17 @@ def _check_options(options: LoadOptions, label: str) -> None:
             parse_max_memory(",".join(f"{k}={v}" for k, v in options.max_memory.items()))
     except RiskauditError as exc:
         raise ModelLoadError(f"{label}: {exc}") from None
+
+
+def _check_gpus(max_memory: dict[str, str], label: str) -> None:
+    """Every GPU index of ``max_memory`` is a visible CUDA device."""
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for key in max_memory:
+        if key.isdigit() and int(key) >= visible:
+            raise ModelLoadError(
+                f"{label}: --max-memory names GPU {key}, but {visible} CUDA device(s) are visible; "
+                "use cpu=SIZE (and disk offload) or the visible GPU indices"
+            )
 
 
 def _placement_kwargs(options: LoadOptions, offload_dir: str | None) -> dict[str, Any]:
@@ -215,15 +229,16 @@ def _load_parts(
     except Exception as exc:
         raise StageError("tokenizer", exc) from exc
     try:
-        loaded: Any = AutoModelForCausalLM.from_pretrained(
-            source,
-            config=config,
-            dtype=TORCH_DTYPES[options.dtype],
-            use_safetensors=None if options.allow_pickle else True,
-            output_loading_info=True,
-            **placing,
-            **common,
-        )
+        with _quiet_logger("accelerate.big_modeling") if placing else contextlib.nullcontext():
+            loaded: Any = AutoModelForCausalLM.from_pretrained(
+                source,
+                config=config,
+                dtype=TORCH_DTYPES[options.dtype],
+                use_safetensors=None if options.allow_pickle else True,
+                output_loading_info=True,
+                **placing,
+                **common,
+            )
     except Exception as exc:
         raise StageError("model", exc) from exc
     model, info = loaded
@@ -249,6 +264,19 @@ def _quiet_progress() -> Iterator[None]:
     finally:
         if was:
             hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Silence a library's warnings while loading (accelerate's notice that layers were offloaded: the report
+    records the placement, and core code never prints)."""
+    log = logging.getLogger(name)
+    was = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(was)
 
 
 @contextlib.contextmanager
