@@ -200,3 +200,12 @@ def test_scan_with_device_map_gives_the_single_device_report(tmp_path: Path) -> 
     assert (split["dtype"], split["device"]) == ("float32", "cpu")  # --dtype auto on CPU
     assert set(split["device_map"]) == {"cpu", "disk"}
     assert sum(split["device_map"].values()) == split["params_total"] == plain["params_total"]
+
+
+def test_a_member_too_large_for_its_device_suggests_the_device_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    def to(self: torch.nn.Module, *args: object, **kwargs: object) -> torch.nn.Module:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(torch.nn.Module, "to", to)  # only load_model's move to the device calls it
+    with pytest.raises(ModelLoadError, match=r"cannot move it to device cpu: CUDA out of memory.*--device-map auto"):
+        load_model(str(LARGEST), None, LoadOptions())

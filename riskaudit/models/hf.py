@@ -369,7 +369,13 @@ class HFModel:
     def _forward(self, seqs: Sequence[Sequence[int]], keep: Sequence[int] | None = None) -> torch.Tensor:
         """Logits of right-padded sequences (see :func:`riskaudit.models.scoring.forward`)."""
         return scoring.forward(
-            self._live(), seqs, pad_id=self._pad_id, device=self._device, keep=keep, logits_to_keep=self._logits_to_keep
+            self._live(),
+            seqs,
+            pad_id=self._pad_id,
+            device=self._device,
+            keep=keep,
+            logits_to_keep=self._logits_to_keep,
+            split=self._placement.device_map is not None,
         )
 
     def _try_batch(self, batch_size: int, max_len: int) -> None:

@@ -31,6 +31,7 @@ from riskaudit.models.devices import (
 from riskaudit.models.hf import HFModel
 from riskaudit.models.hub import env_offline, hub_reachable
 from riskaudit.models.load_errors import StageError, explain, is_not_cached, one_line
+from riskaudit.models.oom import is_oom
 
 TORCH_DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -76,7 +77,8 @@ def load_model(source: str, revision: str | None, options: LoadOptions, name: st
             try:
                 model.to(device)
             except (RuntimeError, ValueError, AssertionError) as exc:
-                raise ModelLoadError(f"{label}: cannot move it to device {device}: {one_line(exc)}") from None
+                fix = "; to split it over GPUs, CPU RAM and disk use --device-map auto" if is_oom(exc) else ""
+                raise ModelLoadError(f"{label}: cannot move it to device {device}: {one_line(exc)}{fix}") from None
         model.eval()
         placement = placement_of(model, options.dtype, device)
         handle = HFModel(model, tokenizer, name=display, options=options, placement=placement, offload=offload)
