@@ -138,8 +138,25 @@ def scan(
             help="Report path (default: reports/<family>.json); the per-item sidecar goes next to it (.items.jsonl).",
         ),
     ] = None,
-    dtype: Annotated[str, typer.Option(help="float32 | float16 | bfloat16.")] = "float32",
+    dtype: Annotated[
+        str, typer.Option(help="float32 | float16 | bfloat16 | auto (bfloat16 on GPUs that support it, else float32).")
+    ] = "float32",
     device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N | mps | auto.")] = "cpu",
+    device_map: Annotated[
+        str | None,
+        typer.Option(
+            "--device-map",
+            help="auto: split each member over the GPUs, CPU RAM and disk (accelerate) when it does not fit "
+            "one device; --device is not used then.",
+        ),
+    ] = None,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--max-memory",
+            help="With --device-map auto: memory per device, e.g. 0=20GiB,1=20GiB,cpu=64GiB (the rest goes to disk).",
+        ),
+    ] = None,
     batch_size: Annotated[
         int, typer.Option(min=0, help="Sequences per forward pass (0 = automatic: the largest that fits).")
     ] = 32,
@@ -284,15 +301,16 @@ def scan(
     """Audit every member of a family and write a JSON report."""
     from riskaudit.families import load_family
     from riskaudit.memdata import DataOptions
-    from riskaudit.models import ADD_BOS_CHOICES, DTYPES, LoadOptions
+    from riskaudit.models import ADD_BOS_CHOICES, LoadOptions
+    from riskaudit.models.devices import check_placement_options, parse_max_memory
     from riskaudit.probe_subset import limit_probe, select_probes
     from riskaudit.render import LineProgress, ScanProgress
     from riskaudit.report import write_report
     from riskaudit.scan import ProbeOptions, ScanOptions, UnitCounter, build_probes, scan_family, scan_notes
     from riskaudit.store import ResultStore, store_path
 
-    if dtype not in DTYPES:
-        raise RiskauditError(f"unknown --dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    memory_limits = None if max_memory is None else parse_max_memory(max_memory)
+    check_placement_options(dtype, device_map, memory_limits)
     if add_bos not in ADD_BOS_CHOICES:
         raise RiskauditError(f"unknown --add-bos {add_bos!r}: expected one of {', '.join(ADD_BOS_CHOICES)}")
     if occupations not in ("bls2015", "bls2022"):
@@ -314,6 +332,8 @@ def scan(
         load=LoadOptions(
             dtype=dtype,
             device=device,
+            device_map=device_map,
+            max_memory=memory_limits,
             batch_size=batch_size,
             allow_pickle=allow_pickle,
             trust_remote_code=trust_remote_code,
@@ -442,7 +462,7 @@ def _print_plan(
         device_bytes = None
     with contextlib.ExitStack() as stack:  # an absent store holds nothing: do not create it
         db = None if store is None or not store.exists() else stack.enter_context(ResultStore(store))
-        result = plan_scan(fam, probes, options, db, executor, device_bytes, False)
+        result = plan_scan(fam, probes, options, db, executor, device_bytes, options.load.device_map is not None)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=1) + "\n")
     else:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel
 
 from riskaudit.errors import ModelLoadError
+from riskaudit.models import LoadOptions
 from riskaudit.probes.base import Probe, ProbeResult
 from riskaudit.report import ExecutionInfo
 from riskaudit.units import UnitOutcome, UnitRequest, compute_unit
@@ -42,6 +43,11 @@ class Executor(Protocol):
     @property
     def info(self) -> ExecutionInfo: ...
 
+    def resolve_load(self, load: LoadOptions) -> LoadOptions:
+        """The load options with what depends on where units run (``--device auto``) resolved, so the driver's
+        result-store keys name what the units compute in."""
+        ...
+
     def run(
         self,
         requests: Sequence[UnitRequest],
@@ -65,6 +71,9 @@ class LocalExecutor:
     @property
     def info(self) -> ExecutionInfo:
         return ExecutionInfo()
+
+    def resolve_load(self, load: LoadOptions) -> LoadOptions:
+        return load  # resolved on this machine when the model loads (riskaudit.models.devices)
 
     def compute(
         self,

@@ -62,9 +62,7 @@ def _run_unit(request: UnitRequest, probes: Sequence[Probe], load: LoadOptions, 
         pid=os.getpid(),
         gpu_ids=gpus,
     )
-    device = load.device if gpus else "cpu"  # Ray set CUDA_VISIBLE_DEVICES to the task's GPUs
-    if gpus and device in ("auto", "cpu"):
-        device = "cuda"
+    device = "cuda" if gpus else "cpu"  # Ray set CUDA_VISIBLE_DEVICES to the task's GPUs
     # a fingerprint the driver could not pin (a hub model not in its cache) is taken where the model loads
     fingerprinter = None if is_pinned(request.expected_fingerprint) else _fingerprint
     try:
@@ -86,15 +84,17 @@ def _fingerprint(source: str, revision: str | None) -> str:
     return weights_fingerprint(source, revision)
 
 
-def _gpu_memory_of_cluster(ray: Any) -> int:
-    """Total memory of one GPU, read by a one-GPU task on the cluster."""
+def _gpu_of_cluster(ray: Any) -> tuple[int, bool]:
+    """One of the cluster's GPUs, read by a one-GPU task: its memory in bytes, and whether it computes in
+    bfloat16 natively (compute capability 8.0 or newer, as :func:`riskaudit.models.devices.resolve_dtype`)."""
 
-    def read() -> int:
+    def read() -> tuple[int, bool]:
         import torch
 
-        return int(torch.cuda.get_device_properties(0).total_memory)
+        return int(torch.cuda.get_device_properties(0).total_memory), torch.cuda.get_device_capability(0)[0] >= 8
 
-    return int(ray.get(ray.remote(num_gpus=1, max_retries=0)(read).remote()))
+    memory, bf16 = ray.get(ray.remote(num_gpus=1, max_retries=0)(read).remote())
+    return int(memory), bool(bf16)
 
 
 class RayExecutor:
@@ -115,6 +115,7 @@ class RayExecutor:
         self.num_cpus = num_cpus  # a local Ray's CPUs (None: all)
         self._ray: Any = None
         self._nodes = 1
+        self._gpu_info: tuple[int, bool] | None = None  # (bytes, bfloat16) of the cluster's GPUs
 
     def __enter__(self) -> RayExecutor:
         ray = import_ray()
@@ -149,21 +150,36 @@ class RayExecutor:
             executor="ray", address=self.address, cluster_nodes=self._nodes, max_retries=self.max_retries
         )
 
-    def resources(self, member: ModelSpec, load: LoadOptions) -> TaskResources:
-        """What one unit of ``member`` asks Ray for: GPUs when the scan uses a device other than the CPU and the
-        cluster has GPUs (a fraction of one when the member fits a share of its memory), else one CPU and the
-        member's estimated memory."""
-        ray = self._ray
-        use_gpu = load.device != "cpu" and float(ray.cluster_resources().get("GPU", 0)) > 0
+    def _uses_gpu(self, load: LoadOptions) -> bool:
+        """Units run on the cluster's GPUs unless --device cpu (or the cluster has none)."""
+        use_gpu = load.device != "cpu" and float(self._ray.cluster_resources().get("GPU", 0)) > 0
         if load.device.startswith("cuda") and not use_gpu:
             raise RiskauditError(f"--device {load.device} was asked for, but the Ray cluster has no GPUs")
-        gpu_memory = None
-        if use_gpu:
-            if self.gpu_memory is None:
-                self.gpu_memory = _gpu_memory_of_cluster(ray)
-            gpu_memory = self.gpu_memory
+        return use_gpu
+
+    def _gpu(self) -> tuple[int, bool]:
+        if self._gpu_info is None:
+            memory, bf16 = _gpu_of_cluster(self._ray)
+            self._gpu_info = (self.gpu_memory or memory, bf16)
+        return self._gpu_info
+
+    def resolve_load(self, load: LoadOptions) -> LoadOptions:
+        """``--device auto`` and ``--dtype auto`` resolved for the cluster's workers, not for this machine
+        (the driver may have no GPU): the result store's keys hold what the workers compute in."""
+        use_gpu = self._uses_gpu(load)
+        update: dict[str, str] = {"device": "cuda" if use_gpu else "cpu"}
+        if load.dtype == "auto":
+            update["dtype"] = "bfloat16" if use_gpu and self._gpu()[1] else "float32"
+        return load.model_copy(update=update)
+
+    def resources(self, member: ModelSpec, load: LoadOptions) -> TaskResources:
+        """What one unit of ``member`` asks Ray for: GPUs when the scan uses a device other than the CPU and the
+        cluster has GPUs (a fraction of one when the member fits a share of its memory, whole GPUs for a
+        --device-map split), else one CPU and the member's estimated memory."""
+        use_gpu = self._uses_gpu(load)
+        gpu_memory = self._gpu()[0] if use_gpu else None
         footprint = estimate_footprint(member, member_load_options(load, member), use_gpu=use_gpu)
-        return task_resources(footprint, gpu_memory, device_map=False)  # MERGE-TODO: load.device_map
+        return task_resources(footprint, gpu_memory, device_map=load.device_map is not None)
 
     def run(
         self,

@@ -28,8 +28,9 @@ from riskaudit.replicates import ScanReplicates, count_series, decode_replicates
 from riskaudit.scaling import FamilyAnalysis
 
 # 1.1.0: members[].batch_halvings. 1.2.0: verdict "no consistent trend", noise floor, two-step windows, per-member
-# baselines, the replicates file, the family's scale order (all additive)
-SCHEMA_VERSION = "1.2.0"
+# baselines, the replicates file, the family's scale order. 1.3.0: run.execution (executor, nodes), members[].placement,
+# members[].dtype / device / device_map (all additive)
+SCHEMA_VERSION = "1.3.0"
 REPORT_KIND = "riskaudit.scan"
 
 
@@ -125,6 +126,9 @@ class MemberReport(BaseModel):
     batch_halvings: list[BatchHalving] = []  # out-of-memory retries with half the batch (this run's work only)
     tokenization: TokenizationInfo | None = None  # BOS convention and boundary fallbacks (None: not loaded this run)
     placement: UnitPlacement | None = None  # where its unit ran (None: served from the result store, or failed)
+    dtype: str | None = None  # the dtype its units were computed in (--dtype auto resolved)
+    device: str | None = None  # the kind of device they were computed on: cpu | cuda | mps
+    device_map: dict[str, int] | None = None  # --device-map auto: parameters per device this run (GPU index, cpu, disk)
 
 
 class SidecarRef(BaseModel):

@@ -22,6 +22,7 @@ from riskaudit.executor import Executor, LocalExecutor, UnitFailure
 from riskaudit.families import Family, ModelSpec
 from riskaudit.memdata import DataOptions
 from riskaudit.models import BatchHalving, LoadOptions, TokenizationInfo
+from riskaudit.models.devices import recorded_placement, resolve_dtype
 from riskaudit.points import series_from_report
 from riskaudit.probes.base import Probe, ProbeResult
 from riskaudit.probes.memorization import NO_DATA_NOTE, MemorizationInputs, MemorizationProbe
@@ -156,7 +157,7 @@ def unit_keys(
             model_id=member.source,
             revision=member.revision,
             weights_hash=weights_hash,
-            dtype=options.load.dtype,
+            dtype=resolve_dtype(load),
             probe_id=p.id,
             probe_hash=p.content_hash(),
             unit_options_hash=opts,
@@ -254,8 +255,9 @@ class UnitStorer:
         report = _member_report(
             family, member, total, nonemb, member.params_total is None, outcome.load_seconds, outcome.halvings
         )
+        placing = recorded_placement(member_load_options(self.options.load, member), outcome.loaded)
         report = report.model_copy(
-            update={"tokenization": _member_tokenization(results.values()), "placement": outcome.placement}
+            update={"tokenization": _member_tokenization(results.values()), "placement": outcome.placement, **placing}
         )
         digests = [keys[p.id].digest() for p in probes] if pinned else []
         served = sum(1 for p in probes if p.id not in outcome.results)
@@ -273,7 +275,8 @@ def served_member(family: Family, found: MemberLookup, probes: Sequence[Probe], 
         nonemb = info.params_nonembedding
     report = _member_report(family, member, total, nonemb, member.params_total is None)
     results = {p.id: found.cached[p.id] for p in probes}
-    report = report.model_copy(update={"tokenization": _member_tokenization(results.values())})
+    placing = recorded_placement(member_load_options(options.load, member))
+    report = report.model_copy(update={"tokenization": _member_tokenization(results.values()), **placing})
     keys = unit_keys(member, probes, options, found.fingerprint)
     return MemberRun(
         report=report,
@@ -352,6 +355,7 @@ def _stored_member(
         params_total = info.params_total if params_total is None else params_total
         params_nonemb = info.params_nonembedding if params_nonemb is None else params_nonemb
     report = _member_report(family, member, params_total, params_nonemb, member.params_total is None)
+    report = report.model_copy(update=recorded_placement(member_load_options(options.load, member)))
     return MemberRun(report=report, unit_digests=[keys[p.id].digest() for p in probes])
 
 
@@ -483,6 +487,8 @@ def scan_family(
     )
     if not family.members:
         raise RiskauditError(f"family {family.name!r} has no members to scan")
+    runner = executor or LocalExecutor(store)
+    opts = opts.model_copy(update={"load": runner.resolve_load(opts.load)})
     meta = run_metadata(opts.load.device, opts.load.dtype, opts.seed, opts.command)
     meta = meta.model_copy(update={"limit": opts.limit})
     served = _from_product(family, probe_list, opts, store, ev) if store is not None else None
@@ -491,7 +497,6 @@ def scan_family(
         if executor is not None:
             meta = meta.model_copy(update={"execution": executor.info})
         return ScanOutput(_assemble(meta, family, probe_list, members, analysis, opts.notes), sidecar, rep_bytes)
-    runner = executor or LocalExecutor(store)
     runs = _run_members(family, probe_list, opts, ev, store, counter, runner)
     meta = meta.model_copy(update={"execution": _execution(runner.info, runs)})
     _finalize(probe_list, runs)

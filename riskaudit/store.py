@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from riskaudit import __version__
 from riskaudit.errors import ModelLoadError, RiskauditError
 from riskaudit.models.base import LoadOptions
+from riskaudit.models.devices import compute_device_type
 from riskaudit.probes.base import ProbeResult
 
 __all__ = [
@@ -245,32 +246,21 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def _device_type(device: str) -> str:
-    """The kind of device results are computed on ("cpu", "cuda", "mps"): numerics differ between them."""
-    s = device.strip().lower()
-    if s == "auto":
-        import torch
-
-        if torch.cuda.is_available():
-            return "cuda"
-        if torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    return s.split(":", 1)[0]
-
-
 def unit_options_hash(load: LoadOptions, seed: int, extra: Mapping[str, Any] | None = None) -> str:
     """Hash of the run options a unit's numbers depend on, other than the model, dtype and probe.
 
-    Included: the seed, the device type, ``max_length``, ``trust_remote_code`` and :func:`code_fingerprint`
-    (plus ``extra``, JSON-serializable). Excluded: the batch size (every ModelHandle method is documented as
-    independent of batching), the device index and ``allow_pickle`` (which only permits a load).
+    Included: the seed, the kind of device the model computes on, ``max_length``, ``trust_remote_code`` and
+    :func:`code_fingerprint` (plus ``extra``, JSON-serializable). Excluded: the batch size (every ModelHandle
+    method is documented as independent of batching), the device index, ``allow_pickle`` (which only permits a
+    load) and ``device_map`` / ``max_memory``: a model split by accelerate computes the same layers with the
+    same kernels as on one device of that kind (tested: equal log-likelihoods), so a split scan and a
+    single-device scan share their units.
     """
     payload = {
         "format": RESULT_FORMAT,
         "code": code_fingerprint(),
         "seed": seed,
-        "device": _device_type(load.device),
+        "device": compute_device_type(load),
         "max_length": load.max_length,
         "trust_remote_code": load.trust_remote_code,
         "extra": dict(extra or {}),

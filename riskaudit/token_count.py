@@ -34,6 +34,7 @@ from riskaudit.models.base import (
     BatchHalving,
     LoadOptions,
     LoglikelihoodResult,
+    Placement,
     TokenizationInfo,
     TokenStats,
 )
@@ -101,6 +102,10 @@ class CountingModel:
     @property
     def batch_halvings(self) -> list[BatchHalving]:
         return []
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(dtype="none", device="none")  # no model: nothing is placed anywhere
 
     # ---- text
 

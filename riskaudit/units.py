@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pydantic import BaseModel
 
 from riskaudit.families import ModelSpec
-from riskaudit.models import BatchHalving, LoadOptions, ModelHandle, TokenizationInfo, load_model
+from riskaudit.models import BatchHalving, LoadOptions, ModelHandle, Placement, TokenizationInfo, load_model
 from riskaudit.probes.base import Probe, ProbeResult
 from riskaudit.report import UnitPlacement
 
@@ -35,6 +35,7 @@ class UnitOutcome(BaseModel):
     halvings: list[BatchHalving] = []
     fingerprint: str = ""  # of the weights that were loaded ("" when not asked)
     placement: UnitPlacement = UnitPlacement()
+    loaded: Placement | None = None  # the dtype, device and device map the model was loaded with
 
 
 def member_load_options(load: LoadOptions, member: ModelSpec) -> LoadOptions:
@@ -109,6 +110,7 @@ def compute_unit(
             halvings=halvings,
             fingerprint=fp,
             placement=placement or local_placement(),
+            loaded=model.placement,
         )
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from riskaudit.models.base import (
     ADD_BOS_CHOICES,
+    DTYPE_CHOICES,
     DTYPES,
     AddBos,
     BatchHalving,
@@ -16,6 +17,7 @@ from riskaudit.models.base import (
     LoglikelihoodResult,
     ModelHandle,
     ParamCounts,
+    Placement,
     TokenizationInfo,
     TokenStats,
 )
@@ -26,12 +28,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ADD_BOS_CHOICES",
     "DTYPES",
+    "DTYPE_CHOICES",
     "AddBos",
     "BatchHalving",
     "LoadOptions",
     "LoglikelihoodResult",
     "ModelHandle",
     "ParamCounts",
+    "Placement",
     "TokenStats",
     "TokenizationInfo",
     "load_model",

@@ -11,6 +11,7 @@ import numpy.typing as npt
 from pydantic import BaseModel
 
 DTYPES = ("float32", "float16", "bfloat16")
+DTYPE_CHOICES = (*DTYPES, "auto")  # auto: bfloat16 on CUDA devices with native bfloat16, else float32
 AddBos = Literal["auto", "yes", "no"]
 ADD_BOS_CHOICES: tuple[AddBos, ...] = ("auto", "yes", "no")
 
@@ -77,9 +78,19 @@ class TokenizationInfo(BaseModel):
     boundary_fallbacks: int = 0  # pairs whose context tokens were not a prefix of the joint tokens
 
 
+class Placement(BaseModel):
+    """Where a loaded model runs (recorded per member in the report)."""
+
+    dtype: str  # the dtype it was loaded in (``auto`` resolved)
+    device: str  # the device its inputs go to and it computes on (accelerate's main device when split)
+    device_map: dict[str, int] | None = None  # --device-map auto: parameters per device (GPU index, cpu, disk)
+
+
 class LoadOptions(BaseModel):
-    dtype: str = "float32"  # float32 | float16 | bfloat16
-    device: str = "cpu"  # cpu | cuda | cuda:N | mps | auto
+    dtype: str = "float32"  # float32 | float16 | bfloat16 | auto (see riskaudit.models.devices)
+    device: str = "cpu"  # cpu | cuda | cuda:N | mps | auto (not used with device_map)
+    device_map: str | None = None  # auto: accelerate places the model over several devices and disk
+    max_memory: dict[str, str] | None = None  # with device_map: per device ("0", "1", "cpu", "mps", "disk"), "20GiB"
     batch_size: int | None = 16  # 0 or None: automatic (largest that fits, found once per model)
     allow_pickle: bool = False  # load .bin/.pt pickled weights (unsafe: runs code on load)
     trust_remote_code: bool = False  # run the model repository's own Python code
@@ -125,6 +136,11 @@ class ModelHandle(Protocol):
     @property
     def batch_halvings(self) -> list[BatchHalving]:
         """Out-of-memory retries with half the batch so far."""
+        ...
+
+    @property
+    def placement(self) -> Placement:
+        """The resolved dtype, the compute device and, when split, the parameters per device."""
         ...
 
     def encode(self, text: str) -> list[int]: ...

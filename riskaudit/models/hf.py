@@ -10,6 +10,7 @@ it, :mod:`~riskaudit.models.tokenization` holds its one tokenization convention 
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -23,6 +24,7 @@ from riskaudit.models.base import (
     LoadOptions,
     LoglikelihoodResult,
     ParamCounts,
+    Placement,
     TokenizationInfo,
     TokenStats,
 )
@@ -56,27 +58,43 @@ def count_params(model: Any) -> ParamCounts:
     """Total parameters (shared tensors once) and non-embedding parameters."""
     seen: set[int] = set()
     total = 0
-    for p in model.parameters():
-        if p.data_ptr() in seen and p.numel() > 0:
+    for p in model.parameters():  # distinct Parameter objects; shared storage counted once
+        if _storage(p) in seen and p.numel() > 0:
             continue
-        seen.add(p.data_ptr())
+        seen.add(_storage(p))
         total += p.numel()
     emb = model.get_input_embeddings().weight
     out = model.get_output_embeddings()
     n_emb = emb.numel()
-    if out is not None and out.weight.data_ptr() != emb.data_ptr():
+    if out is not None and _storage(out.weight) != _storage(emb):
         n_emb += out.weight.numel()
     return ParamCounts(total=int(total), nonembedding=int(total - n_emb))
+
+
+def _storage(p: torch.Tensor) -> int:
+    """Identifies a tensor's memory; a tensor offloaded to disk (meta, no memory) by itself."""
+    return id(p) if p.device.type == "meta" else int(p.data_ptr())
 
 
 class HFModel:
     """A loaded transformers causal LM (implements :class:`~riskaudit.models.base.ModelHandle`)."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str, options: LoadOptions, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        options: LoadOptions,
+        placement: Placement,
+        offload: tempfile.TemporaryDirectory[str] | None = None,
+    ) -> None:
         self.name = name
         self._model: Any = model
-        self._device = device
-        self._dtype_name = options.dtype
+        self._placement = placement
+        self._offload = offload  # layers offloaded to disk by accelerate: removed on close
+        device = self._device = torch.device(placement.device)
+        self._dtype_name = placement.dtype
         self._max_length = options.max_length or context_length(model.config, tokenizer)
         out_emb = model.get_output_embeddings()
         in_emb = model.get_input_embeddings()
@@ -124,6 +142,9 @@ class HFModel:
         self._conv = None
         self._release_memory()
         trim_heap()
+        if self._offload is not None:
+            self._offload.cleanup()
+            self._offload = None
 
     @property
     def closed(self) -> bool:
@@ -154,11 +175,18 @@ class HFModel:
 
     @property
     def dtype(self) -> str:
+        """The dtype the weights were loaded in (``auto`` resolved)."""
         return self._dtype_name
 
     @property
     def device(self) -> str:
+        """The device inputs go to and the model computes on."""
         return str(self._device)
+
+    @property
+    def placement(self) -> Placement:
+        """The resolved dtype, the compute device and, under ``device_map``, the parameters per device."""
+        return self._placement.model_copy(deep=True)
 
     @property
     def add_bos(self) -> bool:
@@ -341,7 +369,13 @@ class HFModel:
     def _forward(self, seqs: Sequence[Sequence[int]], keep: Sequence[int] | None = None) -> torch.Tensor:
         """Logits of right-padded sequences (see :func:`riskaudit.models.scoring.forward`)."""
         return scoring.forward(
-            self._live(), seqs, pad_id=self._pad_id, device=self._device, keep=keep, logits_to_keep=self._logits_to_keep
+            self._live(),
+            seqs,
+            pad_id=self._pad_id,
+            device=self._device,
+            keep=keep,
+            logits_to_keep=self._logits_to_keep,
+            split=self._placement.device_map is not None,
         )
 
     def _try_batch(self, batch_size: int, max_len: int) -> None:

@@ -51,12 +51,14 @@ def forward(
     device: torch.device,
     keep: Sequence[int] | None = None,
     logits_to_keep: bool = False,
+    split: bool = False,
 ) -> torch.Tensor:
     """Logits [batch, width, vocab] of right-padded sequences (model dtype, on the model's device).
 
     With ``keep`` (sorted positions), logits [batch, len(keep), vocab] of those positions only, through the
     model's ``logits_to_keep`` when ``logits_to_keep`` is true (else all positions, then selected: the same
-    values).
+    values). ``split``: the model is placed over several devices by accelerate, so the positions go as a CPU
+    tensor (valid as an index into a tensor on any device; the last layer may not be on ``device``).
     """
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -66,7 +68,7 @@ def forward(
         mask[row, : len(seq)] = 1
     kwargs: dict[str, Any] = {}
     if keep is not None and logits_to_keep:
-        kwargs["logits_to_keep"] = torch.tensor(list(keep), dtype=torch.long, device=device)
+        kwargs["logits_to_keep"] = torch.tensor(list(keep), dtype=torch.long, device="cpu" if split else device)
     with torch.inference_mode():
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, **kwargs)
         logits: torch.Tensor = out.logits
