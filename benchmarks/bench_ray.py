@@ -10,7 +10,8 @@ Three timings, each a whole `riskaudit scan` process with an empty result store 
   difference is what Ray costs on top of the work: connecting, shipping the probes, starting a worker
   process and importing torch and transformers in it.
 
-The scans' metrics are compared (they must be equal); the script ends with one RESULT line. On a lent GPU
+The scans' metrics are compared (max |Δ|: equal but for float rounding, since the local scan's torch uses
+--threads threads and each one-CPU Ray task one); the script ends with one RESULT line. On a lent GPU
 machine pass ``--family FAMILY.toml`` with Pythia-shaped members (benchmarks/make_model.py) and
 ``--device cuda``.
 """
@@ -18,6 +19,7 @@ machine pass ``--family FAMILY.toml`` with Pythia-shaped members (benchmarks/mak
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -63,10 +65,8 @@ def start_cluster(tmp: Path, nodes: int, env: dict[str, str]) -> tuple[str, list
 
 def stop_cluster(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in procs:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         p.wait(timeout=60)
 
 
@@ -84,6 +84,27 @@ def metrics(doc: dict[str, object]) -> object:
     members = doc["members"]
     assert isinstance(members, list)
     return [[p["metrics"] for p in m["probes"]] for m in members]
+
+
+def _numbers(obj: object) -> list[float]:
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return []
+    if isinstance(obj, int | float):
+        return [float(obj)]
+    if isinstance(obj, dict):
+        return [x for k in sorted(obj) for x in _numbers(obj[k])]
+    if isinstance(obj, list):
+        return [x for v in obj for x in _numbers(v)]
+    return []
+
+
+def max_diff(a: object, b: object) -> float:
+    """Largest |Δ| between two reports' metric values (inf when their shapes differ)."""
+    xa, xb = _numbers(a), _numbers(b)
+    if len(xa) != len(xb):
+        return float("inf")
+    diffs = [abs(x - y) for x, y in zip(xa, xb, strict=True) if x == x and y == y]  # NaN: no value on both
+    return max(diffs, default=0.0)
 
 
 def main() -> None:
@@ -115,20 +136,19 @@ def main() -> None:
             for label, args in pairs:
                 t_local, d_local = timed_scan(args, tmp / "local.json", local_env)
                 t_ray, d_ray = timed_scan([*args, *ray_args], tmp / "ray.json", base)
-                same = metrics(d_local) == metrics(d_ray)
-                rows.append((label, t_local, t_ray, same))
+                rows.append((label, t_local, t_ray, max_diff(metrics(d_local), metrics(d_ray))))
         finally:
             stop_cluster(procs)
     workers = "2 one-CPU nodes on loopback" if a.cluster == "two-nodes" else "a local Ray, one worker per CPU"
     print(f"cores: {os.cpu_count()}, local torch threads: {a.threads}, Ray: {workers}")
-    print(f"{'scan':<48} {'local s':>9} {'ray s':>9} {'ray/local':>10}  same metrics")
-    for label, tl, tr, same in rows:
-        print(f"{label:<48} {tl:>9.1f} {tr:>9.1f} {tr / tl:>10.2f}  {'yes' if same else 'NO'}")
+    print(f"{'scan':<48} {'local s':>9} {'ray s':>9} {'ray/local':>10}  max |Δ metric|")
+    for label, tl, tr, diff in rows:
+        print(f"{label:<48} {tl:>9.1f} {tr:>9.1f} {tr / tl:>10.2f}  {diff:.2e}")
     overhead = rows[0][2] - rows[0][1]
     print(f"Ray's fixed overhead (ray - local, near-empty scan): {overhead:.1f} s")
     ratio = rows[-1][2] / rows[-1][1]
-    ok = all(r[3] for r in rows)
-    print(f"RESULT name=ray_vs_local ratio={ratio:.2f} target=same_metrics met={'yes' if ok else 'no'}")
+    ok = all(r[3] <= 1e-4 for r in rows)  # thread counts differ (local --threads, Ray 1 per task): rounding only
+    print(f"RESULT name=ray_vs_local ratio={ratio:.2f} target=metrics_within_1e-4 met={'yes' if ok else 'no'}")
 
 
 if __name__ == "__main__":

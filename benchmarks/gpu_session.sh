@@ -53,3 +53,26 @@ for m in r['members']:
 print([n for n in r['notes'] if 'out of memory' in n][:2])"
 $PY benchmarks/compare_reports.py /tmp/rg/demo-cuda.json /tmp/rg/demo-capped.json --tol 1e-4
 }
+# issue 15: Ray on the GPU (needs `pip install 'riskaudit[ray]'` there): a family of random Pythia-shaped members
+# (70m, 160m, 410m), local executor vs a local Ray whose tasks share the GPU (each asks for its share of it)
+want ray && {
+for s in 70m 160m 410m; do $PY benchmarks/make_model.py --shape pythia-$s --out /tmp/rg/pythia-$s >/dev/null; done
+cat > /tmp/rg/pythia-shaped.toml <<'TOML'
+name = "pythia-shaped"
+description = "random Pythia-shaped members (benchmarks/make_model.py)"
+[[members]]
+name = "70m"
+source = "/tmp/rg/pythia-70m"
+tokens = "300B"
+[[members]]
+name = "160m"
+source = "/tmp/rg/pythia-160m"
+tokens = "300B"
+[[members]]
+name = "410m"
+source = "/tmp/rg/pythia-410m"
+tokens = "300B"
+TOML
+$PY -m riskaudit scan --family /tmp/rg/pythia-shaped.toml --plan --device auto --no-memorization
+$PY benchmarks/bench_ray.py --family /tmp/rg/pythia-shaped.toml --cluster local --device cuda
+}

@@ -7,6 +7,7 @@ loopback cluster (RAY_AUTH_MODE=disabled on every process of it); see docs/scale
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,7 +25,10 @@ from conftest import assert_one_line_error, run_cli
 
 from riskaudit.report import Report, read_report
 
-ray = pytest.importorskip("ray", reason="the Ray extra is not installed (pip install 'riskaudit[ray]')")
+
+def _need_ray() -> None:
+    pytest.importorskip("ray", reason="the Ray extra is not installed (pip install 'riskaudit[ray]'); CI installs it")
+
 
 SCAN = [
     "scan",
@@ -90,8 +94,9 @@ class Cluster:
 
     def alive_nodes(self) -> int:
         code = (
-            "import ray, logging; ray.init(address=%r, log_to_driver=False, logging_level=logging.ERROR); "
-            "print(sum(1 for n in ray.nodes() if n['Alive']))" % self.address
+            f"import ray, logging; ray.init(address={self.address!r}, log_to_driver=False, "
+            "logging_level=logging.ERROR); "
+            "print(sum(1 for n in ray.nodes() if n['Alive']))"
         )
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, env=self.env, timeout=BOUND_S
@@ -100,16 +105,15 @@ class Cluster:
 
     def stop(self) -> None:
         for proc in self.procs:  # every Ray process of a node is in its `ray start`'s process group
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for proc in self.procs:
             proc.wait(timeout=BOUND_S)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
+    _need_ray()
     with tempfile.TemporaryDirectory(prefix="riskaudit-ray-") as tmp:
         c = Cluster(Path(tmp))
         try:
@@ -168,7 +172,7 @@ def test_two_nodes_give_the_local_report_and_a_killed_worker_is_retried(
             victim = min(pids)
             os.kill(victim, signal.SIGKILL)
             killed.append(victim)
-        stdout, stderr = proc.communicate(timeout=900)
+        _stdout, stderr = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -219,9 +223,7 @@ def test_executor_ray_without_ray_installed_is_one_line(tmp_path: Path) -> None:
     fake = tmp_path / "noray" / "ray"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('No module named ray')\n")
-    proc = run_cli(
-        *SCAN, "--executor", "ray", "--out", str(tmp_path / "r.json"), env={"PYTHONPATH": str(fake.parent)}
-    )
+    proc = run_cli(*SCAN, "--executor", "ray", "--out", str(tmp_path / "r.json"), env={"PYTHONPATH": str(fake.parent)})
     assert_one_line_error(proc, "pip install 'riskaudit[ray]'")
     assert not (tmp_path / "r.json").exists()
 
@@ -239,9 +241,16 @@ def test_executor_usage_errors(tmp_path: Path, args: list[str], message: str) ->
 
 
 def test_unreachable_cluster_is_one_line(tmp_path: Path) -> None:
+    _need_ray()
     port = _free_port()  # nothing listens there
     proc = run_cli(
-        *SCAN, "--executor", "ray", "--ray-address", f"127.0.0.1:{port}", "--out", str(tmp_path / "r.json"),
+        *SCAN,
+        "--executor",
+        "ray",
+        "--ray-address",
+        f"127.0.0.1:{port}",
+        "--out",
+        str(tmp_path / "r.json"),
         env=RAY_ENV,
     )
     assert_one_line_error(proc, f"cannot reach the Ray cluster at 127.0.0.1:{port}")
@@ -258,3 +267,23 @@ def test_report_records_local_execution(tmp_path: Path) -> None:
     [node] = doc["run"]["execution"]["nodes"]
     assert node["units"] == ["demo-50k"] and node["hostname"] == socket.gethostname()
     assert doc["members"][0]["placement"]["pid"] > 0
+
+
+@pytest.mark.slow
+def test_a_local_ray_started_by_the_scan(tmp_path: Path) -> None:
+    """No --ray-address: the scan starts its own Ray on this machine and shuts it down at the end."""
+    _need_ray()
+    out = tmp_path / "r.json"
+    args = ["--members", "demo-50k,demo-150k", "--probes", "occupation_gender_pronoun", "--limit", "3"]
+    proc = run_cli(*SCAN[:3], *args, "--executor", "ray", "--out", str(out), env=RAY_ENV)
+    assert proc.returncode == 0, proc.stderr
+    local = tmp_path / "local.json"
+    assert run_cli(*SCAN[:3], *args, "--out", str(local)).returncode == 0
+    report, ref = read_report(out), read_report(local)
+    ex = report.run.execution
+    assert ex.executor == "ray" and ex.address is None and ex.cluster_nodes == 1
+    assert all(m.placement is not None and m.placement.executor == "ray" for m in report.members)
+    assert [[p.metrics for p in m.probes] for m in report.members] == [
+        [p.metrics for p in m.probes] for m in ref.members
+    ]
+    assert _unit_pids() == set()  # no worker left running
