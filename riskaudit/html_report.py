@@ -18,7 +18,7 @@ from pathlib import Path
 
 from riskaudit.policy import PolicyResult, find_metric, policy_summary, representative_members
 from riskaudit.probes.base import MetricResult
-from riskaudit.report import MemberReport, Report
+from riskaudit.report import ExecutionInfo, MemberReport, Report
 from riskaudit.scaling import MetricAnalysis
 
 __all__ = ["html_path_for", "render_html"]
@@ -222,6 +222,7 @@ def render_html(
         ("device", run.device),
         ("dtype", run.dtype),
         ("seed", str(run.seed)),
+        ("executor", _execution_line(run.execution)),
         ("started / finished (UTC)", f"{run.started_utc} / {run.finished_utc or '–'}"),
         ("command", run.command or "–"),
         ("schema version", report.schema_version),
@@ -244,3 +245,13 @@ def render_html(
         notes=report.notes,
         verdict_class=_verdict_class,
     )
+
+
+def _execution_line(ex: ExecutionInfo) -> str:
+    """``local on vm`` or ``ray at 10.0.0.1:6379, 2 of 2 nodes ran units: a (3), b (3); 3 retries``."""
+    nodes = ", ".join(f"{n.hostname or n.node_ip or '?'} ({len(n.units)})" for n in ex.nodes)
+    if ex.executor == "local":
+        return f"local on {nodes}" if nodes else "local"
+    where = f"ray at {ex.address}" if ex.address else "ray (started by the scan)"
+    ran = f", {len(ex.nodes)} of {ex.cluster_nodes} nodes ran units: {nodes}" if ex.nodes else ""
+    return f"{where}{ran}; up to {ex.max_retries} retries per unit"
