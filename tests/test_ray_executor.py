@@ -287,3 +287,25 @@ def test_a_local_ray_started_by_the_scan(tmp_path: Path) -> None:
         [p.metrics for p in m.probes] for m in ref.members
     ]
     assert _unit_pids() == set()  # no worker left running
+
+
+@pytest.mark.slow
+def test_a_member_that_cannot_load_on_a_worker_is_a_member_failure(cluster: Cluster, tmp_path: Path) -> None:
+    """A load error on a worker is not retried: with --keep-going the member is recorded as failed (exit 1),
+    without it the scan stops with the worker's one-line reason (exit 2)."""
+    from tiny import write_tiny_family
+
+    toml = write_tiny_family(tmp_path)
+    toml.write_text(toml.read_text() + '[[members]]\nname = "gone"\nsource = "./models/gone"\ntokens = 3000\n')
+    args = ["scan", "--family", str(toml), "--probes", "occupation_gender_pronoun", "--limit", "3", "-q"]
+    args += ["--executor", "ray", "--ray-address", cluster.address]
+    out = tmp_path / "r.json"
+    proc = run_cli(*args, "--keep-going", "--out", str(out), env=RAY_ENV)
+    assert proc.returncode == 1, proc.stderr
+    report = read_report(out)
+    status = {m.name: m.status for m in report.members}
+    assert status == {"small": "ok", "large": "ok", "gone": "failed"}
+    gone = next(m for m in report.members if m.name == "gone")
+    assert gone.error is not None and "gone" in gone.error and gone.placement is None
+    proc = run_cli(*args, "--out", str(tmp_path / "r2.json"), env=RAY_ENV)
+    assert_one_line_error(proc, "cannot load model")
