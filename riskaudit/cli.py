@@ -319,10 +319,10 @@ def scan(
         raise RiskauditError(f"unknown --executor {executor!r}: expected local or ray")
     if ray_address is not None and executor != "ray":
         raise RiskauditError("--ray-address needs --executor ray")
-    if executor == "ray":
+    if executor == "ray" and not plan:
         from riskaudit.ray_executor import import_ray
 
-        import_ray()  # not installed: one line saying how, before anything is loaded
+        import_ray()  # not installed: one line saying how, before anything is loaded (a plan needs no Ray)
     fam = load_family(family, _split(revisions))
     if members is not None:
         fam = fam.select([m for m in members.split(",") if m.strip()])

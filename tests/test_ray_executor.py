@@ -226,6 +226,10 @@ def test_executor_ray_without_ray_installed_is_one_line(tmp_path: Path) -> None:
     proc = run_cli(*SCAN, "--executor", "ray", "--out", str(tmp_path / "r.json"), env={"PYTHONPATH": str(fake.parent)})
     assert_one_line_error(proc, "pip install 'riskaudit[ray]'")
     assert not (tmp_path / "r.json").exists()
+    # sizing a cluster needs no Ray
+    proc = run_cli(*SCAN, "--executor", "ray", "--plan", "--json", env={"PYTHONPATH": str(fake.parent)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["executor"] == "ray"
 
 
 @pytest.mark.parametrize(
