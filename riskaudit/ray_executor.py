@@ -12,10 +12,12 @@ Ray is an optional extra (``pip install 'riskaudit[ray]'``); nothing here import
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +48,28 @@ def import_ray() -> ModuleType:
     return ray
 
 
-def _run_unit(request: UnitRequest, probes: Sequence[Probe], load: LoadOptions, seed: int) -> UnitOutcome | UnitFailure:
+PROGRESS_EVERY_S = 0.5  # a worker reports a probe's progress at most this often (and when a probe ends)
+
+
+def _progress_sender(queue: Any, index: int) -> Callable[[str, int, int], None]:
+    """A probe-progress callback that puts (member index, probe id, done, total) on the driver's queue, at most
+    every PROGRESS_EVERY_S per unit and always at a probe's last item; a full or lost queue drops the update."""
+    last = [0.0]
+
+    def send(probe_id: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < PROGRESS_EVERY_S:
+            return
+        last[0] = now
+        with contextlib.suppress(Exception):  # progress is best effort: it never fails a unit
+            queue.put_nowait((index, probe_id, done, total))
+
+    return send
+
+
+def _run_unit(
+    request: UnitRequest, probes: Sequence[Probe], load: LoadOptions, seed: int, progress: Any = None
+) -> UnitOutcome | UnitFailure:
     """The body of one Ray task (on a worker): compute the unit; a member that cannot be loaded is a failure
     value, not an exception, so Ray does not retry it."""
     import ray
@@ -74,6 +97,7 @@ def _run_unit(request: UnitRequest, probes: Sequence[Probe], load: LoadOptions, 
             skip=request.skip,
             expected_fingerprint=request.expected_fingerprint,
             fingerprint=fingerprinter,
+            progress=None if progress is None else _progress_sender(progress, request.index),
             placement=where,
         )
     except ModelLoadError as exc:
@@ -195,8 +219,13 @@ class RayExecutor:
             raise RuntimeError("RayExecutor used outside its context")
         if not requests:
             return
+        from ray.util.queue import Queue
+
         task = ray.remote(_run_unit)
         shared = ray.put(list(probes))
+        # workers' probe progress comes back through a queue actor that holds no CPU
+        progress = Queue(maxsize=10_000, actor_options={"num_cpus": 0})
+        members = {r.index: r.member for r in requests}
         pending: dict[Any, UnitRequest] = {}
         try:
             for request in requests:
@@ -208,17 +237,22 @@ class RayExecutor:
                     max_retries=self.max_retries,
                     retry_exceptions=False,
                     name=f"riskaudit:{request.member.name}",
-                ).remote(request, shared, options.load, options.seed)
+                ).remote(request, shared, options.load, options.seed, progress)
                 pending[ref] = request
                 events.member_start(request.index, total, request.member)
             while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=PROGRESS_EVERY_S)
+                _forward_progress(progress, members, events)
+                if not done:
+                    continue
                 ref = done[0]
                 request = pending.pop(ref)
                 yield request, self._outcome(ray, ref, request)
         finally:
             for ref in pending:  # interrupted: nothing else will take these results
                 ray.cancel(ref, force=True)
+            with contextlib.suppress(Exception):
+                progress.shutdown()
 
     def _outcome(self, ray: Any, ref: Any, request: UnitRequest) -> UnitOutcome | UnitFailure:
         from ray import exceptions as rex
@@ -237,6 +271,16 @@ class RayExecutor:
         if not isinstance(value, UnitOutcome | UnitFailure):
             raise RiskauditError(f"{request.member.name}: unexpected result from its Ray task")
         return value
+
+
+def _forward_progress(queue: Any, members: dict[int, ModelSpec], events: ScanEvents) -> None:
+    """Hand the workers' queued probe progress to the driver's progress display."""
+    try:
+        updates = queue.get_nowait_batch(queue.qsize())
+    except Exception:  # the queue actor is gone (a lost node): progress is best effort
+        return
+    for index, probe_id, done, total in updates:
+        events.probe_progress(members[index], probe_id, done, total)
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:

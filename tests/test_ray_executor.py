@@ -313,3 +313,51 @@ def test_a_member_that_cannot_load_on_a_worker_is_a_member_failure(cluster: Clus
     assert gone.error is not None and "gone" in gone.error and gone.placement is None
     proc = run_cli(*args, "--out", str(tmp_path / "r2.json"), env=RAY_ENV)
     assert_one_line_error(proc, "cannot load model")
+
+
+PROGRESS_SCRIPT = """
+import json, sys
+from riskaudit.families import load_family
+from riskaudit.probe_subset import limit_probe, select_probes
+from riskaudit.ray_executor import RayExecutor
+from riskaudit.scan import ProbeOptions, ScanOptions, build_probes, scan_family
+
+
+class Events:
+    def __init__(self):
+        self.seen = []
+
+    def member_start(self, index, total, member):
+        pass
+
+    def probe_progress(self, member, probe_id, done, total):
+        self.seen.append([member.name, probe_id, done, total])
+
+    def member_done(self, index, total, result, seconds, from_store=False):
+        pass
+
+    def step_done(self, step, seconds, detail=""):
+        pass
+
+
+fam = load_family("demo").select(["demo-50k", "demo-150k"])
+probes = select_probes(build_probes(fam, ProbeOptions(memorization=False)), ["occupation_gender_coreference"])
+events = Events()
+with RayExecutor(sys.argv[1]) as ex:
+    scan_family(fam, ScanOptions(), [limit_probe(p, 6) for p in probes], events, executor=ex)
+print(json.dumps(events.seen))
+"""
+
+
+@pytest.mark.slow
+def test_worker_probe_progress_reaches_the_driver(cluster: Cluster) -> None:
+    env = {**os.environ, **RAY_ENV, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROGRESS_SCRIPT, cluster.address], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    for member in ("demo-50k", "demo-150k"):
+        updates = [u for u in seen if u[0] == member]
+        assert updates, seen
+        assert updates[-1][1] == "occupation_gender_coreference" and updates[-1][2] == updates[-1][3] > 0
