@@ -228,8 +228,14 @@ class RayExecutor:
         members = {r.index: r.member for r in requests}
         pending: dict[Any, UnitRequest] = {}
         try:
+            needs = {r.index: self.resources(r.member, options.load) for r in requests}
+            nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
             for request in requests:
-                need = self.resources(request.member, options.load)
+                why = unschedulable(needs[request.index], nodes)
+                if why:
+                    raise RiskauditError(f"{request.member.name}: no node of the Ray cluster can run its unit: {why}")
+            for request in requests:
+                need = needs[request.index]
                 ref = task.options(
                     num_cpus=need.num_cpus,
                     num_gpus=need.num_gpus,
@@ -281,6 +287,32 @@ def _forward_progress(queue: Any, members: dict[int, ModelSpec], events: ScanEve
         return
     for index, probe_id, done, total in updates:
         events.probe_progress(members[index], probe_id, done, total)
+
+
+def unschedulable(need: TaskResources, nodes: Sequence[dict[str, float]]) -> str:
+    """Why no node (its total resources, as ``ray.nodes()`` gives them) can ever run a task asking for ``need``
+    ("" when one can): Ray would keep such a task pending for ever."""
+    asks = {"CPU": need.num_cpus, "GPU": need.num_gpus, "memory": float(need.memory or 0)}
+    for node in nodes:
+        if all(float(node.get(k, 0.0)) >= v for k, v in asks.items() if v > 0):
+            return ""
+    best = {k: max((float(n.get(k, 0.0)) for n in nodes), default=0.0) for k in asks}
+    short = [k for k, v in asks.items() if v > best[k]]
+    if not short:
+        return "it needs " + _describe(asks) + ", which no single node has (largest: " + _describe(best) + ")"
+    return "it needs " + _describe({k: asks[k] for k in short}) + "; the largest node has " + _describe(
+        {k: best[k] for k in short}
+    )
+
+
+def _describe(res: dict[str, float]) -> str:
+    parts = []
+    for k, v in res.items():
+        if k == "memory":
+            parts.append(f"{v / 2**30:.1f} GiB of memory")
+        elif v > 0 or k in ("CPU", "GPU"):
+            parts.append(f"{v:g} {k}")
+    return ", ".join(parts)
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:

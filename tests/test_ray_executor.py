@@ -361,3 +361,20 @@ def test_worker_probe_progress_reaches_the_driver(cluster: Cluster) -> None:
         updates = [u for u in seen if u[0] == member]
         assert updates, seen
         assert updates[-1][1] == "occupation_gender_coreference" and updates[-1][2] == updates[-1][3] > 0
+
+
+def test_a_task_no_node_can_run_is_named_before_anything_is_submitted() -> None:
+    _need_ray()  # ray_executor imports no Ray at module level, but its module is the extra's
+    from riskaudit.placement import TaskResources
+    from riskaudit.ray_executor import unschedulable
+
+    nodes = [{"CPU": 1.0, "memory": 8 * 2**30}, {"CPU": 8.0, "GPU": 2.0, "memory": 64 * 2**30}]
+    assert unschedulable(TaskResources(num_cpus=1, memory=4 * 2**30), nodes) == ""
+    assert unschedulable(TaskResources(num_cpus=1, num_gpus=0.125), nodes) == ""
+    assert unschedulable(TaskResources(num_cpus=1, num_gpus=2.0, memory=32 * 2**30), nodes) == ""
+    why = unschedulable(TaskResources(num_cpus=1, memory=100 * 2**30), nodes)
+    assert why == "it needs 100.0 GiB of memory; the largest node has 64.0 GiB of memory"
+    assert "4 GPU" in unschedulable(TaskResources(num_cpus=1, num_gpus=4.0), nodes)
+    # enough of each somewhere, but not on one node
+    split = [{"CPU": 1.0, "GPU": 0.0, "memory": 64 * 2**30}, {"CPU": 1.0, "GPU": 1.0, "memory": 1 * 2**30}]
+    assert "no single node" in unschedulable(TaskResources(num_cpus=1, num_gpus=1.0, memory=8 * 2**30), split)
