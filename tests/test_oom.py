@@ -190,8 +190,9 @@ _CAPPED = textwrap.dedent(
 def test_real_cpu_allocation_failure_in_a_demo_scan(tmp_path: Path) -> None:
     """The address space is capped 0.8 GiB above what the imports use, and the scan asks for batches of 8192
     (all 1,920 coreference sequences in one forward pass): the CPU allocator really fails, the batch halves
-    until it fits, and the metrics equal an ordinary run's. Seen here at 0.8 GiB: 1920 → 960 → 480 in coreference and 256 → 64 in memorization with one thread; at 0.7 GiB one run of 20 in CI failed even at batch 1 (too little headroom),
-    and further halvings in the memorization probe with two."""
+    until it fits, and the metrics equal an ordinary run's. Seen here at 0.8 GiB with one thread: 1920 → 960 →
+    480 in coreference, 256 → 64 in memorization. At 0.7 GiB (the earlier cap) a CI run once failed even at
+    batch size 1: too little headroom for the oneDNN primitives."""
     script = tmp_path / "capped.py"
     script.write_text(_CAPPED)
     common = ["--family", "demo", "--members", "demo-5.8m", "-q", "--no-cache"]
