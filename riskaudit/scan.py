@@ -166,8 +166,6 @@ def unit_keys(
     }
 
 
-_unit_keys = unit_keys
-
 
 class MemberLookup(BaseModel):
     """What the result store already holds for one member: the weights' fingerprint, the probes' results and
@@ -221,11 +219,18 @@ class UnitStorer:
         self.probes, self.options, self.store, self.counter = probes, options, store, counter
         self.members: dict[int, ModelSpec] = {}
         self.stored: set[tuple[int, str]] = set()
+        self._keys: dict[tuple[int, str], dict[str, UnitKey]] = {}
+
+    def keys(self, index: int, fingerprint: str) -> dict[str, UnitKey]:
+        """The member's unit keys under ``fingerprint``, computed once (probe content hashes are not free)."""
+        if (index, fingerprint) not in self._keys:
+            self._keys[index, fingerprint] = unit_keys(self.members[index], self.probes, self.options, fingerprint)
+        return self._keys[index, fingerprint]
 
     def put(self, index: int, probe_id: str, result: ProbeResult, seconds: float, fingerprint: str) -> None:
         if self.store is None or not is_pinned(fingerprint) or (index, probe_id) in self.stored:
             return
-        key = unit_keys(self.members[index], self.probes, self.options, fingerprint)[probe_id]
+        key = self.keys(index, fingerprint)[probe_id]
         self.store.put(key, result, seconds=seconds)
         self.stored.add((index, probe_id))
         if self.counter is not None:
@@ -243,7 +248,7 @@ class UnitStorer:
                 results.setdefault(pid, res)
                 seconds.setdefault(pid, found.cached_seconds.get(pid, 0.0))
         pinned = self.store is not None and is_pinned(fp) and bool(probes)
-        keys = unit_keys(member, probes, self.options, fp) if pinned else {}
+        keys = self.keys(found.index, fp) if pinned else {}
         if pinned and self.store is not None:
             info = ModelInfo(params_total=outcome.params_total, params_nonembedding=outcome.params_nonembedding)
             self.store.put_model_info(keys[probes[0].id].model, info)
@@ -266,17 +271,10 @@ class UnitStorer:
 
 def served_member(family: Family, found: MemberLookup, probes: Sequence[Probe], options: ScanOptions) -> MemberRun:
     """A member whose every unit (and parameter counts) came from the store: nothing loaded."""
-    member, info = found.member, found.info
-    total = member.params_total
-    if total is None and info is not None:
-        total = info.params_total
-    nonemb = member.params_nonembedding
-    if nonemb is None and info is not None:
-        nonemb = info.params_nonembedding
-    report = _member_report(family, member, total, nonemb, member.params_total is None)
+    member = found.member
     results = {p.id: found.cached[p.id] for p in probes}
-    placing = recorded_placement(member_load_options(options.load, member))
-    report = report.model_copy(update={"tokenization": _member_tokenization(results.values()), **placing})
+    report = _stored_report(family, member, found.info, options)
+    report = report.model_copy(update={"tokenization": _member_tokenization(results.values())})
     keys = unit_keys(member, probes, options, found.fingerprint)
     return MemberRun(
         report=report,
@@ -344,19 +342,27 @@ def _stored_member(
     fp = store.weights_fingerprint(member.source, member.revision)
     if not probes or not is_pinned(fp):
         return None
-    keys = _unit_keys(member, probes, options, fp)
+    keys = unit_keys(member, probes, options, fp)
     if not all(store.has(keys[p.id]) for p in probes):
         return None
-    params_total, params_nonemb = member.params_total, member.params_nonembedding
-    if params_total is None or params_nonemb is None:
+    info = None
+    if member.params_total is None or member.params_nonembedding is None:
         info = store.get_model_info(keys[probes[0].id].model)
         if info is None:
             return None
-        params_total = info.params_total if params_total is None else params_total
-        params_nonemb = info.params_nonembedding if params_nonemb is None else params_nonemb
-    report = _member_report(family, member, params_total, params_nonemb, member.params_total is None)
-    report = report.model_copy(update=recorded_placement(member_load_options(options.load, member)))
+    report = _stored_report(family, member, info, options)
     return MemberRun(report=report, unit_digests=[keys[p.id].digest() for p in probes])
+
+
+def _stored_report(family: Family, member: ModelSpec, info: ModelInfo | None, options: ScanOptions) -> MemberReport:
+    """The report of a member served from the store: declared parameter counts, else the stored ones; the
+    dtype and device kind its unit keys name; nothing loaded."""
+    total = member.params_total if member.params_total is not None or info is None else info.params_total
+    nonemb = member.params_nonembedding
+    if nonemb is None and info is not None:
+        nonemb = info.params_nonembedding
+    report = _member_report(family, member, total, nonemb, member.params_total is None)
+    return report.model_copy(update=recorded_placement(member_load_options(options.load, member)))
 
 
 PRODUCT_FORMAT = 1

@@ -21,7 +21,7 @@ from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.devices import compute_device_type, parse_max_memory, resolve_dtype
 from riskaudit.models.hf import HFModel
 from riskaudit.resources import demo_dir
-from riskaudit.scan import ProbeOptions, ScanOptions, _unit_keys, build_probes
+from riskaudit.scan import ProbeOptions, ScanOptions, build_probes, unit_keys
 from riskaudit.store import unit_options_hash
 
 LARGEST = demo_dir() / "members" / "demo-5.8m"  # the demo's largest member: 5.8M parameters, 23 MB in float32
@@ -102,7 +102,7 @@ def test_dtype_auto_resolves_once_and_keys_units_like_its_resolution(monkeypatch
     probes = build_probes("demo", ProbeOptions())[:1]
 
     def digests(load: LoadOptions) -> list[str]:
-        return [k.digest() for k in _unit_keys(member, probes, ScanOptions(load=load), "w" * 64).values()]
+        return [k.digest() for k in unit_keys(member, probes, ScanOptions(load=load), "w" * 64).values()]
 
     assert digests(auto) == digests(LoadOptions(dtype="float32")) != digests(LoadOptions(dtype="bfloat16"))
     assert digests(SPLIT) == digests(LoadOptions())  # a placement over CPU and disk: the same units
