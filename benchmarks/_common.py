@@ -43,7 +43,7 @@ def member_source(name: str) -> str:
     """A demo member's directory, or ``name`` itself when it is a model directory (e.g. make_model.py's)."""
     from pathlib import Path
 
-    from riskaudit.families import load_family
+    from riskaudit.inputs.families import load_family
 
     if Path(name).is_dir():
         return name

@@ -43,7 +43,7 @@ def _weights_mib(source: str) -> float:
 def main() -> None:
     ap = c.parser(__doc__ or "", repeat=1)
     args = ap.parse_args()
-    from riskaudit.families import load_family
+    from riskaudit.inputs.families import load_family
 
     fam = load_family("demo")
     sizes = {m.name: _weights_mib(str(m.source)) for m in fam.members}

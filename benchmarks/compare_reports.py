@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from riskaudit.report import read_report
+from riskaudit.reporting.report import read_report
 
 
 def main() -> None:

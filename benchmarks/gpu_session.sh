@@ -40,9 +40,9 @@ $PY - scan --family demo --device cuda --batch-size 1024 --no-cache -q --out /tm
 import sys
 import torch
 torch.cuda.set_per_process_memory_fraction(600 * 2**20 / torch.cuda.get_device_properties(0).total_memory)
-from riskaudit.cli import main
+import runpy
 sys.argv = ["riskaudit", *sys.argv[1:]]
-main()
+runpy.run_module("riskaudit", run_name="__main__")  # as `python -m riskaudit`
 PY
 echo "rc=$?"
 cp /tmp/rg/demo-capped.json "$OUT/"

@@ -25,7 +25,7 @@ from tokenizers import Tokenizer, models
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
 from riskaudit.errors import ModelLoadError
-from riskaudit.families import load_family
+from riskaudit.inputs.families import load_family
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.hf import HFModel
 from riskaudit.models.tokenization import Convention, decide_bos
@@ -208,8 +208,8 @@ def test_memorization_scores_with_the_models_bos(arch_dirs: dict[str, Path]) -> 
 
 @pytest.mark.slow
 def test_full_scan_through_a_family_toml(arch_dirs: dict[str, Path], tmp_path: Path) -> None:
-    from riskaudit.families import load_family_toml
-    from riskaudit.scan import ScanOptions, run_scan
+    from riskaudit.inputs.families import load_family_toml
+    from riskaudit.run.scan import ScanOptions, run_scan
 
     lines = ['name = "matrix"']
     for i, arch in enumerate(ARCHS):
@@ -274,8 +274,8 @@ def test_add_bos_option_is_validated() -> None:
 
 def test_add_bos_in_a_family_toml(tmp_path: Path) -> None:
     from riskaudit.errors import FamilyError
-    from riskaudit.families import load_family_toml
-    from riskaudit.scan import member_load_options
+    from riskaudit.inputs.families import load_family_toml
+    from riskaudit.run.scan import member_load_options
 
     toml = tmp_path / "f.toml"
     toml.write_text(
@@ -295,8 +295,8 @@ def test_add_bos_in_a_family_toml(tmp_path: Path) -> None:
 def test_scan_records_boundary_fallbacks_per_probe_and_member() -> None:
     from riskaudit.models import TokenizationInfo
     from riskaudit.probes.base import ProbeResult
-    from riskaudit.scan import _member_tokenization
-    from riskaudit.units import with_tokenization as _with_tokenization
+    from riskaudit.run.scan import _member_tokenization
+    from riskaudit.run.units import with_tokenization as _with_tokenization
 
     class Handle:
         tokenization = TokenizationInfo(add_bos=True, bos_token_id=1, rule="r", pairs=10, boundary_fallbacks=1)

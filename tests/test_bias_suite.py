@@ -13,12 +13,13 @@ import pytest
 import torch
 import yaml
 
-from riskaudit import stats
+from riskaudit.analysis import stats
+from riskaudit.analysis.metric import MetricResult
 from riskaudit.errors import ProbeError
+from riskaudit.inputs.occupations import Occupation, load_occupations
 from riskaudit.models.base import LoglikelihoodResult, TokenStats
-from riskaudit.occupations import Occupation, load_occupations
 from riskaudit.probes import coref, generation, minimal_pairs
-from riskaudit.probes.base import MetricResult, ProbeResult
+from riskaudit.probes.base import ProbeResult
 from riskaudit.probes.coref import CoreferenceProbe, CoreferenceSpec, CorefItem
 from riskaudit.probes.generation import FreeGenerationProbe, FreeGenerationSpec, GenderedWords, count_gendered
 from riskaudit.probes.minimal_pairs import MinimalPairsProbe, MinimalPairsSpec, PairItem

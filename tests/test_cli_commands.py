@@ -127,8 +127,8 @@ def test_ctrl_c_in_any_command_is_one_line_exit_130(monkeypatch: pytest.MonkeyPa
 
     from rich.console import Console
 
-    import riskaudit.cli as cli
-    import riskaudit.families as families
+    import riskaudit.cli.root as cli
+    import riskaudit.inputs.families as families
 
     def interrupted() -> None:
         raise KeyboardInterrupt

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from riskaudit.families import load_family
-from riskaudit.occupations import load_occupations
+from riskaudit.inputs.families import load_family
+from riskaudit.inputs.occupations import load_occupations
+from riskaudit.inputs.zoo_manifest import DemoManifest
 from riskaudit.resources import demo_dir
 from riskaudit.zoo.corpus import CorpusConfig, build_corpus
-from riskaudit.zoo.manifest import DemoManifest
 
 DEMO = demo_dir()
 
@@ -91,7 +91,7 @@ def test_demo_scan_bias_grows_with_size(tmp_path: Path) -> None:
     """Acceptance of the foundation issue: smallest member's r CI includes 0; largest r > 0.5, CI excludes 0."""
     from conftest import run_cli
 
-    from riskaudit.report import read_report
+    from riskaudit.reporting.report import read_report
 
     out = tmp_path / "demo.json"
     proc = run_cli("scan", "--family", "demo", "--out", str(out), "-q", env={"OMP_NUM_THREADS": "2"})

@@ -16,13 +16,13 @@ from conftest import run_cli
 
 import riskaudit.cli as cli
 from riskaudit.errors import ModelLoadError, RiskauditError
-from riskaudit.families import load_family
+from riskaudit.inputs.families import load_family
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.devices import compute_device_type, parse_max_memory, resolve_dtype
 from riskaudit.models.hf import HFModel
 from riskaudit.resources import demo_dir
-from riskaudit.scan import ProbeOptions, ScanOptions, build_probes, unit_keys
-from riskaudit.store import unit_options_hash
+from riskaudit.run.scan import ProbeOptions, ScanOptions, build_probes, unit_keys
+from riskaudit.run.store import unit_options_hash
 
 LARGEST = demo_dir() / "members" / "demo-5.8m"  # the demo's largest member: 5.8M parameters, 23 MB in float32
 # CPU RAM for about a third of it: the input embedding and the first layers stay in RAM, the rest on disk

@@ -10,7 +10,7 @@ import pytest
 
 from riskaudit import resources
 from riskaudit.errors import FamilyError
-from riskaudit.families import (
+from riskaudit.inputs.families import (
     PYTHIA_TOKENS_PER_STEP,
     Family,
     ModelSpec,

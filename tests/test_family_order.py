@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from tiny import SENTENCES, build_tiny_model
 
-from riskaudit.families import load_family
-from riskaudit.memdata import DataOptions
+from riskaudit.inputs.families import load_family
+from riskaudit.inputs.memdata import DataOptions
 from riskaudit.models import LoadOptions
-from riskaudit.scan import ProbeOptions, ScanOptions, build_probes, run_scan
+from riskaudit.run.scan import ProbeOptions, ScanOptions, build_probes, run_scan
 
 SIZES = {"small": (16, 1), "mid": (32, 2), "big": (48, 2)}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from riskaudit.html_report import render_html
-from riskaudit.report import read_report
+from riskaudit.reporting.html_report import render_html
+from riskaudit.reporting.report import read_report
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "reports" / "demo.json"

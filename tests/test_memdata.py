@@ -15,8 +15,9 @@ import torch
 from tiny import build_tiny_model  # tests/ is on sys.path
 
 from riskaudit.errors import ProbeError, RiskauditError
-from riskaudit.memdata import DataError, DataOptions, Document, MemorizationData, demo_memorization_data
-from riskaudit.memdata import load_memorization_data as load
+from riskaudit.inputs.memdata import DataError, DataOptions, Document, MemorizationData, demo_memorization_data
+from riskaudit.inputs.memdata import load_memorization_data as load
+from riskaudit.inputs.training_data import PYTHIA_STANDARD_DATA
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.hf import HFModel
 from riskaudit.probes.memorization import (
@@ -29,7 +30,6 @@ from riskaudit.probes.memorization import (
     load_memorization_spec,
 )
 from riskaudit.resources import demo_dir
-from riskaudit.training_data import PYTHIA_STANDARD_DATA
 
 LONG = "the quick brown fox jumps over the lazy dog near the river bank and then it runs away home"
 SHORT = "The dog."

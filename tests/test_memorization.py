@@ -19,14 +19,14 @@ import torch
 from tiny import build_tokenizer  # tests/ is on sys.path
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from riskaudit import stats
-from riskaudit.memdata import Document, MemorizationData, demo_memorization_data
+from riskaudit.analysis import stats
+from riskaudit.inputs.canaries import CanaryLine, PlantedCanary, make_canary
+from riskaudit.inputs.memdata import Document, MemorizationData, demo_memorization_data
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.hf import HFModel
 from riskaudit.probes import exposure as expo
 from riskaudit.probes import membership as mia
 from riskaudit.probes.base import ProbeResult
-from riskaudit.probes.canaries import CanaryLine, PlantedCanary, make_canary
 from riskaudit.probes.memorization import (
     ExposureSettings,
     ExtractionSettings,

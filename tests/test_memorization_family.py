@@ -24,13 +24,13 @@ import yaml
 from conftest import assert_one_line_error, run_cli
 from test_memorization import WORDS, _train  # tests/ is on sys.path
 
-from riskaudit.families import load_family, load_family_toml
-from riskaudit.megatron import write_indexed
-from riskaudit.memdata import DataOptions, demo_memorization_data
+from riskaudit.inputs.canaries import CanaryError, CanaryLine, load_canaries, make_canary, write_canaries
+from riskaudit.inputs.canary_format import FormatError, parse_format
+from riskaudit.inputs.families import load_family, load_family_toml
+from riskaudit.inputs.megatron import write_indexed
+from riskaudit.inputs.memdata import DataOptions, demo_memorization_data
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.probes import exposure as expo
-from riskaudit.probes.canaries import CanaryError, CanaryLine, load_canaries, make_canary, write_canaries
-from riskaudit.probes.canary_format import FormatError, parse_format
 from riskaudit.probes.memorization import (
     NO_DATA_NOTE,
     MemorizationInputs,
@@ -38,9 +38,9 @@ from riskaudit.probes.memorization import (
     MemorizationSpec,
     load_memorization_spec,
 )
-from riskaudit.report import read_report
+from riskaudit.reporting.report import read_report
 from riskaudit.resources import demo_dir, probe_data_dir
-from riskaudit.scan import ProbeOptions, ScanOptions, build_probes, run_scan, scan_notes
+from riskaudit.run.scan import ProbeOptions, ScanOptions, build_probes, run_scan, scan_notes
 
 DEMO = demo_dir() / "canaries.jsonl"
 STEPS = 40  # full-batch steps: sequences seen 8 times are memorized, most seen once are not

@@ -25,7 +25,7 @@ from riskaudit.errors import ModelLoadError
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.hf import HFModel, OutOfMemory
 from riskaudit.models.oom import is_oom
-from riskaudit.report import read_report
+from riskaudit.reporting.report import read_report
 
 CUDA_OOM = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.11 GiB total capacity)"
 
@@ -142,9 +142,9 @@ def test_other_errors_are_not_retried(model: HFModel) -> None:
 
 
 def test_scan_report_records_the_halving(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from riskaudit.families import load_family
-    from riskaudit.report import write_report
-    from riskaudit.scan import ProbeOptions, ScanOptions, build_probes, run_scan
+    from riskaudit.inputs.families import load_family
+    from riskaudit.reporting.report import write_report
+    from riskaudit.run.scan import ProbeOptions, ScanOptions, build_probes, run_scan
 
     toml = tmp_path / "fam.toml"
     toml.write_text(f'name = "one"\n[[members]]\nname = "m"\nsource = "{model_dir}"\ntokens = 1000\n')

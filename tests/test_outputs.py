@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, assert_one_line_error, run_cli
 
-import riskaudit.outputs as outputs
+import riskaudit.reporting.outputs as outputs
 from riskaudit.errors import RiskauditError
-from riskaudit.outputs import atomic_write_bytes, check_writable, write_together
-from riskaudit.report import read_report, sidecar_path_for, write_report
+from riskaudit.reporting.outputs import atomic_write_bytes, check_writable, write_together
+from riskaudit.reporting.report import read_report, sidecar_path_for, write_report
 
 DEMO_REPORT = REPO / "reports" / "demo.json"
 
@@ -104,13 +104,13 @@ def test_read_only_directory_is_refused() -> None:
     ro.mkdir()
     ro.chmod(0o555)
     code = (
-        "import sys; from pathlib import Path; from riskaudit.outputs import check_writable\n"
+        "import sys; from pathlib import Path; from riskaudit.reporting.outputs import check_writable\n"
         "from riskaudit.errors import RiskauditError\n"
         "try:\n    check_writable(Path(sys.argv[1]) / 'r.json', 'the report')\n"
         "except RiskauditError as e:\n    print(e); sys.exit(2)\n"
     )
     root = os.geteuid() == 0  # root ignores permission bits: check as an unprivileged user
-    # riskaudit.outputs needs only the standard library, so any Python that user may run will do
+    # riskaudit.reporting.outputs needs only the standard library, so any Python that user may run will do
     pythons = [sys.executable, *(p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if Path(p).exists())]
     proc = None
     try:

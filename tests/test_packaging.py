@@ -26,12 +26,12 @@ def test_wheel_ships_probes_and_demo(tmp_path: Path) -> None:
     )
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import riskaudit, riskaudit.resources as r;"
-        "from riskaudit.families import load_family; from riskaudit.probes.pronoun import PronounProbe;"
+        "from riskaudit.inputs.families import load_family; from riskaudit.probes.pronoun import PronounProbe;"
         "assert riskaudit.__file__.startswith(sys.argv[1]), riskaudit.__file__;"
         "assert str(r.probe_data_dir()).startswith(sys.argv[1]);"
         "p = PronounProbe.load(); f = load_family('demo');"
         "assert all(m.source.startswith(sys.argv[1]) for m in f.members);"
-        "from riskaudit.probes.canaries import load_canaries;"
+        "from riskaudit.inputs.canaries import load_canaries;"
         "assert len(load_canaries(f.training_data.canaries)) == 120;"
         "print(len(p.spec.templates), len(f.members))"
     )

@@ -17,17 +17,17 @@ from tiny import build_tiny_model, write_tiny_family
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import riskaudit.cli as cli
+from riskaudit.cli.render_plan import plan_tables
 from riskaudit.errors import RiskauditError
-from riskaudit.families import load_family
-from riskaudit.layout import table_width
+from riskaudit.inputs.families import load_family
 from riskaudit.models import LoadOptions, load_model
-from riskaudit.placement import GIB, MemberFootprint, estimate_footprint, task_resources
-from riskaudit.plan import ScanPlan, plan_scan
-from riskaudit.probe_subset import limit_probe, select_probes
 from riskaudit.probes.pronoun import PronounProbe
-from riskaudit.render_plan import plan_tables
-from riskaudit.scan import ProbeOptions, ScanOptions, build_probes
-from riskaudit.token_count import TokenCounter, count_probe_tokens, load_counting_model
+from riskaudit.reporting.layout import table_width
+from riskaudit.run.placement import GIB, MemberFootprint, estimate_footprint, task_resources
+from riskaudit.run.plan import ScanPlan, plan_scan
+from riskaudit.run.probe_subset import limit_probe, select_probes
+from riskaudit.run.scan import ProbeOptions, ScanOptions, build_probes
+from riskaudit.run.token_count import TokenCounter, count_probe_tokens, load_counting_model
 
 PRONOUN = "occupation_gender_pronoun"
 

@@ -9,9 +9,9 @@ import pytest
 from conftest import REPO
 from matplotlib.text import Text
 
-from riskaudit.plots import metric_figure, plot_report
-from riskaudit.render import headline_keys
-from riskaudit.report import Report, read_report
+from riskaudit.reporting.plots import metric_figure, plot_report
+from riskaudit.reporting.render import headline_keys
+from riskaudit.reporting.report import Report, read_report
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from riskaudit.analysis.metric import MetricResult
+from riskaudit.analysis.points import MemberPoint, read_points_csv, series_from_scan
+from riskaudit.analysis.scaling import analyze_families
 from riskaudit.errors import RiskauditError
-from riskaudit.points import MemberPoint, read_points_csv, series_from_report, series_from_scan
-from riskaudit.probes.base import MetricResult
-from riskaudit.render_analysis import analysis_json
-from riskaudit.report import FamilyInfo, MemberReport, ProbeOutcome, Report, RunMetadata
-from riskaudit.scaling import analyze_families
+from riskaudit.reporting.reanalysis import series_from_report
+from riskaudit.reporting.render_analysis import analysis_json
+from riskaudit.reporting.report import FamilyInfo, MemberReport, ProbeOutcome, Report, RunMetadata
 
 HEADER = "family,member,params,tokens,metric,value,flops,n,ci_low,ci_high,baseline,kind,companion\n"
 PYTHIA = [("70m", "70M"), ("160m", "160M"), ("410m", "410M"), ("1b", "1B"), ("1.4b", "1.4B"), ("2.8b", "2.8B")]

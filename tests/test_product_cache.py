@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from tiny import build_tiny_model
 
-import riskaudit.scan as scan_mod
-import riskaudit.units as units_mod
-from riskaudit.families import load_family
+import riskaudit.run.scan as scan_mod
+import riskaudit.run.units as units_mod
+from riskaudit.inputs.families import load_family
 from riskaudit.models import LoadOptions
 from riskaudit.probes.base import Probe
-from riskaudit.report import Report
-from riskaudit.scan import ProbeOptions, ScanOptions, build_probes, run_scan
-from riskaudit.store import STORE_FILENAME, ResultStore
+from riskaudit.reporting.report import Report
+from riskaudit.run.scan import ProbeOptions, ScanOptions, build_probes, run_scan
+from riskaudit.run.store import STORE_FILENAME, ResultStore
 
 OPTS = ScanOptions(load=LoadOptions(batch_size=16), seed=5)
 

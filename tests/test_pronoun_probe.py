@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-from riskaudit import stats
+from riskaudit.analysis import stats
+from riskaudit.analysis.metric import MetricResult
 from riskaudit.errors import ProbeError
+from riskaudit.inputs.occupations import Occupation, all_occupation_names, load_occupations
 from riskaudit.models.base import LoglikelihoodResult, TokenStats
-from riskaudit.occupations import Occupation, all_occupation_names, load_occupations
-from riskaudit.probes.base import MetricResult, ProbeResult
+from riskaudit.probes.base import ProbeResult
 from riskaudit.probes.pronoun import (
     AGREEMENT,
     MAGNITUDE,

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from conftest import assert_one_line_error, run_cli
 
-from riskaudit.report import Report, read_report
+from riskaudit.reporting.report import Report, read_report
 
 
 def _need_ray() -> None:
@@ -317,10 +317,10 @@ def test_a_member_that_cannot_load_on_a_worker_is_a_member_failure(cluster: Clus
 
 PROGRESS_SCRIPT = """
 import json, sys
-from riskaudit.families import load_family
-from riskaudit.probe_subset import limit_probe, select_probes
-from riskaudit.ray_executor import RayExecutor
-from riskaudit.scan import ProbeOptions, ScanOptions, build_probes, scan_family
+from riskaudit.inputs.families import load_family
+from riskaudit.run.probe_subset import limit_probe, select_probes
+from riskaudit.run.ray_executor import RayExecutor
+from riskaudit.run.scan import ProbeOptions, ScanOptions, build_probes, scan_family
 
 
 class Events:
@@ -365,8 +365,8 @@ def test_worker_probe_progress_reaches_the_driver(cluster: Cluster) -> None:
 
 def test_a_task_no_node_can_run_is_named_before_anything_is_submitted() -> None:
     _need_ray()  # ray_executor imports no Ray at module level, but its module is the extra's
-    from riskaudit.placement import TaskResources
-    from riskaudit.ray_executor import unschedulable
+    from riskaudit.run.placement import TaskResources
+    from riskaudit.run.ray_executor import unschedulable
 
     nodes = [{"CPU": 1.0, "memory": 8 * 2**30}, {"CPU": 8.0, "GPU": 2.0, "memory": 64 * 2**30}]
     assert unschedulable(TaskResources(num_cpus=1, memory=4 * 2**30), nodes) == ""

@@ -21,8 +21,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from riskaudit.report import read_report
-from riskaudit.store import STORE_FILENAME
+from riskaudit.reporting.report import read_report
+from riskaudit.run.store import STORE_FILENAME
 from tests.conftest import REPO, assert_one_line_error, run_cli
 from tests.tiny import build_tiny_model, write_tiny_family
 

@@ -12,12 +12,14 @@ import pytest
 from huggingface_hub import ModelCard, ModelCardData
 from rich.console import Console
 
-from riskaudit.card import BEGIN, END, SOURCE_NAME, build_card, card_section, update_card_file
-from riskaudit.diff import diff_reports, diff_summary, diff_table
+from riskaudit.analysis.metric import MetricResult
+from riskaudit.analysis.scaling import AnalysisConfig, analyze_family
 from riskaudit.errors import RiskauditError
-from riskaudit.plots import plot_filename, plot_report
-from riskaudit.points import series_from_report
-from riskaudit.policy import (
+from riskaudit.probes.base import ItemRecord
+from riskaudit.reporting.card import BEGIN, END, SOURCE_NAME, build_card, card_section, update_card_file
+from riskaudit.reporting.diff import diff_reports, diff_summary, diff_table
+from riskaudit.reporting.plots import plot_filename, plot_report
+from riskaudit.reporting.policy import (
     Policy,
     evaluate_policy,
     find_policy,
@@ -27,8 +29,8 @@ from riskaudit.policy import (
     skipped_table,
     violations_table,
 )
-from riskaudit.probes.base import ItemRecord, MetricResult
-from riskaudit.report import (
+from riskaudit.reporting.reanalysis import series_from_report
+from riskaudit.reporting.report import (
     FamilyInfo,
     MemberReport,
     ProbeDefinition,
@@ -39,8 +41,7 @@ from riskaudit.report import (
     read_report,
     write_report,
 )
-from riskaudit.scaling import AnalysisConfig, analyze_family
-from riskaudit.schema import COMMITTED_SCHEMA, report_json_schema, report_schema_text
+from riskaudit.reporting.schema import COMMITTED_SCHEMA, report_json_schema, report_schema_text
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -162,11 +163,13 @@ def one_line(exc: pytest.ExceptionInfo[RiskauditError]) -> str:
 
 
 def test_committed_schema_matches_the_models() -> None:
-    assert COMMITTED_SCHEMA.exists(), "run `python -m riskaudit.schema` to write reports/schema/report.schema.json"
+    assert COMMITTED_SCHEMA.exists(), (
+        "run `python -m riskaudit.reporting.schema` to write reports/schema/report.schema.json"
+    )
     committed = json.loads(COMMITTED_SCHEMA.read_text(encoding="utf-8"))
     assert committed == report_json_schema(), (
         "reports/schema/report.schema.json drifted from the pydantic models: regenerate it with "
-        "`python -m riskaudit.schema` and review the change (bump SCHEMA_VERSION when it breaks readers)"
+        "`python -m riskaudit.reporting.schema` and review the change (bump SCHEMA_VERSION when it breaks readers)"
     )
     assert COMMITTED_SCHEMA.read_text(encoding="utf-8") == report_schema_text()
 

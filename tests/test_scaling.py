@@ -15,9 +15,8 @@ from rich.console import Console
 from scipy import stats as sps
 from scipy.special import expit
 
-from riskaudit import stats
-from riskaudit.render_analysis import analysis_json, analysis_table
-from riskaudit.scaling import (
+from riskaudit.analysis import stats
+from riskaudit.analysis.scaling import (
     AbruptThresholds,
     AnalysisConfig,
     FamilyAnalysis,
@@ -30,6 +29,7 @@ from riskaudit.scaling import (
     analyze_family,
     analyze_series,
 )
+from riskaudit.reporting.render_analysis import analysis_json, analysis_table
 
 PYTHIA_NAMES = ["70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b"]
 PYTHIA_PARAMS = np.array([70e6, 160e6, 410e6, 1.0e9, 1.4e9, 2.8e9, 6.9e9, 12e9])

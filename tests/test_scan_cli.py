@@ -11,7 +11,7 @@ from conftest import assert_one_line_error, run_cli
 from tiny import build_tiny_model, write_tiny_family
 
 from riskaudit.errors import RiskauditError
-from riskaudit.report import read_report
+from riskaudit.reporting.report import read_report
 
 REQUIRED_FAMILIES = [
     "pythia",

@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, assert_one_line_error, run_cli
 from tiny import write_tiny_family
 
-from riskaudit.report import read_report
+from riskaudit.reporting.report import read_report
 
 PRONOUN = "occupation_gender_pronoun"
 
@@ -74,9 +74,9 @@ def test_families_json_and_opt_flops_marked_approximate() -> None:
 def test_limit_cuts_items_and_changes_every_store_key() -> None:
     from collections import Counter
 
-    from riskaudit.probe_subset import limit_probe, select_probes
-    from riskaudit.families import load_family
-    from riskaudit.scan import ProbeOptions, build_probes
+    from riskaudit.inputs.families import load_family
+    from riskaudit.run.probe_subset import limit_probe, select_probes
+    from riskaudit.run.scan import ProbeOptions, build_probes
 
     probes = build_probes(load_family("demo"), ProbeOptions())  # the demo family declares its training data
     pronoun, mem = select_probes(probes, [PRONOUN, "memorization"])

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from riskaudit import stats
+from riskaudit.analysis import stats
 
 
 def test_bootstrap_ci_of_mean_covers_mean_and_shrinks_with_n() -> None:

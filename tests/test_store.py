@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-import riskaudit.store as store_mod
+import riskaudit.run.store as store_mod
+from riskaudit.analysis.metric import MetricResult
 from riskaudit.errors import ModelLoadError, RiskauditError
 from riskaudit.models.base import LoadOptions
-from riskaudit.probes.base import ItemRecord, MetricResult, ProbeResult
-from riskaudit.store import (
+from riskaudit.probes.base import ItemRecord, ProbeResult
+from riskaudit.run.store import (
     CACHE_DIR_ENV,
     STORE_FILENAME,
     ModelInfo,
@@ -477,7 +478,7 @@ def test_killed_process_never_leaves_a_half_written_unit(tmp_path: Path) -> None
         import os, signal, sys
         sys.path.insert(0, {str(REPO / "tests")!r})
         from test_store import _key, _result
-        from riskaudit.store import ResultStore
+        from riskaudit.run.store import ResultStore
         s = ResultStore({str(path)!r})
         s.put(_key(dtype="bfloat16"), _result())  # committed
         s._before_commit = lambda: os.kill(os.getpid(), signal.SIGKILL)

@@ -12,12 +12,12 @@ from conftest import REPO, run_cli
 from rich.console import Console
 from rich.table import Table
 
-from riskaudit.diff import diff_reports, diff_tables
-from riskaudit.families import builtin_families, load_family
-from riskaudit.layout import Column, ci_cell, column_format, fit_tables
-from riskaudit.policy import evaluate_policy, load_policy, skipped_table, violations_table, violations_tables
+from riskaudit.inputs.families import builtin_families, load_family
 from riskaudit.probes.registry import list_probe_files
-from riskaudit.render import (
+from riskaudit.reporting.diff import diff_reports, diff_tables
+from riskaudit.reporting.layout import Column, ci_cell, column_format, fit_tables
+from riskaudit.reporting.policy import evaluate_policy, load_policy, skipped_table, violations_table, violations_tables
+from riskaudit.reporting.render import (
     families_table,
     family_table,
     headline_metrics,
@@ -25,8 +25,8 @@ from riskaudit.render import (
     probes_table,
     scan_tables,
 )
-from riskaudit.render_analysis import analysis_tables
-from riskaudit.report import Report, read_report
+from riskaudit.reporting.render_analysis import analysis_tables
+from riskaudit.reporting.report import Report, read_report
 
 DEMO = REPO / "reports" / "demo.json"
 WIDTHS = (80, 120)

@@ -1,6 +1,10 @@
-"""The model layer: one loaded-model abstraction over transformers.
+"""The model layer: one loaded-model abstraction (:class:`ModelHandle`) over a backend.
 
-``load_model`` imports torch/transformers lazily, so importing this package stays cheap.
+Owns loading (hub id, local path, revision; safetensors only unless asked), the tokenization convention
+(BOS), batched and length-sorted scoring, greedy and seeded decoding, automatic batch sizes, out-of-memory
+retries and device maps. Backends are registered by name (:mod:`.backends`); probes see only the protocol.
+It may import only the foundation (``riskaudit.errors``, ``riskaudit.resources``). ``load_model`` imports
+torch/transformers lazily, so importing this package stays cheap.
 """
 
 from __future__ import annotations

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+from riskaudit.analysis.metric import MetricResult
 from riskaudit.models.base import ModelHandle, TokenizationInfo
 
-Direction = Literal["higher_is_riskier", "lower_is_riskier", "two_sided"]
-MetricKind = Literal["discrete", "continuous"]
 ProgressFn = Callable[[int, int], None]  # (done, total)
 
 
@@ -21,21 +20,6 @@ class ItemRecord(BaseModel):
     item_id: str
     attrs: dict[str, str | int | float | None] = {}
     values: dict[str, float] = {}
-
-
-class MetricResult(BaseModel):
-    """A metric of one probe on one model, with a bootstrap CI over items."""
-
-    name: str  # "stereotype_correlation_pearson"
-    value: float | None  # None when undefined (e.g. a constant vector); never NaN
-    ci_low: float | None = None
-    ci_high: float | None = None
-    n_items: int
-    direction: Direction
-    baseline: float  # the value of a model with no bias / no memorization
-    kind: MetricKind
-    companion: str | None = None  # for a discrete metric: its continuous companion's name
-    description: str = ""
 
 
 class ProbeResult(BaseModel):

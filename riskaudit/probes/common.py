@@ -24,10 +24,10 @@ from typing import Any, ClassVar, Generic, Self, TypedDict, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from riskaudit import stats
+from riskaudit.analysis import stats
 from riskaudit.errors import ProbeError
+from riskaudit.inputs.occupations import Occupation, Table, load_occupations
 from riskaudit.models.base import ModelHandle
-from riskaudit.occupations import Occupation, Table, load_occupations
 from riskaudit.probes.base import ItemRecord, ProbeResult, ProgressFn
 from riskaudit.probes.spec import SpecBase, SpecT, TemplateBase, load_spec
 from riskaudit.resources import probe_data_dir

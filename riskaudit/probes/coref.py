@@ -45,10 +45,11 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from riskaudit import stats
+from riskaudit.analysis import stats
+from riskaudit.analysis.metric import MetricKind
+from riskaudit.inputs.occupations import Occupation
 from riskaudit.models.base import ModelHandle
-from riskaudit.occupations import Occupation
-from riskaudit.probes.base import MetricKind, ProbeResult, ProgressFn
+from riskaudit.probes.base import ProbeResult, ProgressFn
 from riskaudit.probes.common import OccupationItem, OccupationProbeBase, per_template_note, stereotype_clusters
 from riskaudit.probes.spec import (
     PLACEHOLDERS,

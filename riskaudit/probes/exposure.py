@@ -1,7 +1,7 @@
 """Canary exposure (Carlini et al. 2019, "The Secret Sharer").
 
 A canary is a prefix the attacker knows and a secret s drawn from a randomness space R (its format,
-:mod:`riskaudit.probes.canary_format`). With the model's log-likelihood ℓ(r) = log P(r | prefix) of every
+:mod:`riskaudit.inputs.canary_format`). With the model's log-likelihood ℓ(r) = log P(r | prefix) of every
 candidate r ∈ R,
 
     rank(s) = 1 + |{r ∈ R, r ≠ s : ℓ(r) > ℓ(s)}|   (ties count one half)
@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from riskaudit.probes.canary_format import SecretFormat
+from riskaudit.inputs.canary_format import SecretFormat
 
 ExposureMethod = Literal["exact", "skewnorm"]
 LOG2_E = 1.0 / math.log(2.0)  # mean exposure of a secret the model has never seen (uniform rank)

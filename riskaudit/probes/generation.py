@@ -29,7 +29,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from riskaudit import stats
+from riskaudit.analysis import stats
 from riskaudit.errors import ProbeError
 from riskaudit.models.base import ModelHandle
 from riskaudit.probes.base import ItemRecord, ProbeResult, ProgressFn

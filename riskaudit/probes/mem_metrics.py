@@ -9,10 +9,11 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from riskaudit import stats
+from riskaudit.analysis import stats
+from riskaudit.analysis.metric import Direction, MetricKind
 from riskaudit.probes import exposure as expo
 from riskaudit.probes import membership as mia
-from riskaudit.probes.base import Direction, ItemRecord, MetricKind
+from riskaudit.probes.base import ItemRecord
 from riskaudit.probes.mem_spec import RunConfig
 
 FloatArray = npt.NDArray[np.float64]

@@ -16,12 +16,12 @@ suffix token and whether it is the argmax:
   temperature-1 samples contain the suffix ((n, p)-discoverable extraction, Hayes et al. 2024).
 * **canary exposure** (Carlini et al. 2019): exact, skew-normal estimate and empirical, each under its own
   name (:mod:`riskaudit.probes.exposure`); canaries and their randomness formats come from a canary file
-  (:mod:`riskaudit.probes.canaries`).
+  (:mod:`riskaudit.inputs.canaries`).
 * **membership inference** (loss, zlib ratio, Min-K% Prob, reference-model ratio; ROC-AUC and TPR at 1%
   FPR): :mod:`riskaudit.probes.membership`.
 
 What it runs on (:class:`MemorizationInputs`, :meth:`MemorizationProbe.for_inputs`): the family's declared
-training data (:mod:`riskaudit.training_data`) unless ``--data`` replaces it, plus ``--canaries``. Settings
+training data (:mod:`riskaudit.inputs.training_data`) unless ``--data`` replaces it, plus ``--canaries``. Settings
 live in :mod:`riskaudit.probes.mem_spec`, per-item statistics in :mod:`riskaudit.probes.extraction`, the
 reduction to metrics in :mod:`riskaudit.probes.mem_metrics`.
 
@@ -53,9 +53,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from riskaudit import stats
+from riskaudit.analysis import stats
 from riskaudit.errors import ProbeError
-from riskaudit.memdata import (
+from riskaudit.inputs.canaries import PlantedCanary, canaries_fingerprint, load_canaries
+from riskaudit.inputs.memdata import (
     DataError,
     DataOptions,
     Document,
@@ -63,11 +64,11 @@ from riskaudit.memdata import (
     load_memorization_data,
     load_training_data,
 )
+from riskaudit.inputs.training_data import TrainingData
 from riskaudit.models.base import ModelHandle, TokenStats
 from riskaudit.probes import exposure as expo
 from riskaudit.probes import membership as mia
 from riskaudit.probes.base import ItemRecord, ProbeResult, ProgressFn
-from riskaudit.probes.canaries import PlantedCanary, canaries_fingerprint, load_canaries
 from riskaudit.probes.extraction import (
     ExtractionStats,
     chunked_greedy,
@@ -94,7 +95,6 @@ from riskaudit.probes.mem_spec import (
     default_spec_path,
     load_memorization_spec,
 )
-from riskaudit.training_data import TrainingData
 
 __all__ = [
     "DemoOverrides",

@@ -44,9 +44,9 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from riskaudit import stats
+from riskaudit.analysis import stats
+from riskaudit.inputs.occupations import Occupation
 from riskaudit.models.base import ModelHandle
-from riskaudit.occupations import Occupation
 from riskaudit.probes.base import ItemRecord, ProbeResult, ProgressFn
 from riskaudit.probes.common import (
     AttrValue,

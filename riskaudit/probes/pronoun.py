@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from riskaudit import stats
+from riskaudit.analysis import stats
 from riskaudit.errors import ProbeError
 from riskaudit.models.base import ModelHandle
 from riskaudit.probes.base import ItemRecord, ProbeResult, ProgressFn
@@ -140,7 +140,7 @@ def compute_metrics(
 
     Formulas in the module docstring. Occupations without any finite gap are dropped; a metric that is
     undefined (e.g. a correlation with a constant g) is None with a note, never NaN. The bootstrap resamples
-    occupations with :func:`riskaudit.stats.bootstrap_indices` (seed, number of occupations kept).
+    occupations with :func:`riskaudit.analysis.stats.bootstrap_indices` (seed, number of occupations kept).
     """
     gaps = np.asarray(gaps, dtype=np.float64)
     pct_female = np.asarray(pct_female, dtype=np.float64)

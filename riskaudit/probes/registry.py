@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from riskaudit.errors import ProbeError
-from riskaudit.occupations import Table
+from riskaudit.inputs.occupations import Table
 from riskaudit.probes.base import Probe
 from riskaudit.probes.coref import CoreferenceProbe, CoreferenceSpec
 from riskaudit.probes.generation import FreeGenerationProbe, FreeGenerationSpec

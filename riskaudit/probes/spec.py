@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from riskaudit.errors import ProbeError
-from riskaudit.occupations import Table
+from riskaudit.inputs.occupations import Table
 
 # {occupation} -> "nurse"; {a_occupation} -> "a nurse" / "an engineer"; {A_occupation} -> "A nurse".
 PLACEHOLDERS: tuple[str, ...] = ("occupation", "a_occupation", "A_occupation")

@@ -21,9 +21,9 @@ import torch
 from pydantic import BaseModel
 
 from riskaudit.errors import RiskauditError
-from riskaudit.occupations import load_occupations
+from riskaudit.inputs.occupations import load_occupations
+from riskaudit.inputs.zoo_manifest import CheckpointEntry, DemoManifest, MemberEntry
 from riskaudit.zoo.corpus import Canary, Corpus, CorpusConfig, build_corpus, canary_format
-from riskaudit.zoo.manifest import CheckpointEntry, DemoManifest, MemberEntry
 from riskaudit.zoo.train import MemberConfig, TrainConfig, count_params, pack, train_member, train_tokenizer
 from riskaudit.zoo.verify import bias_check, extraction_check
 
@@ -91,8 +91,8 @@ def write_ground_truth(corpus: Corpus, out_dir: Path) -> None:
 
 
 def write_demo_canaries(canaries: Sequence[Canary], path: Path) -> None:
-    """The demo's canaries as a canary file (riskaudit.probes.canaries), each with its randomness format."""
-    from riskaudit.probes.canaries import CanaryLine, make_canary, write_canaries
+    """The demo's canaries as a canary file (riskaudit.inputs.canaries), each with its randomness format."""
+    from riskaudit.inputs.canaries import CanaryLine, make_canary, write_canaries
 
     lines = [
         CanaryLine(

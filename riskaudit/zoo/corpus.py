@@ -497,7 +497,7 @@ _ID_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 
 def canary_format(canary: Canary) -> str:
     """The randomness format of a demo canary's secret in the template language of
-    :mod:`riskaudit.probes.canary_format` (its |R| equals ``canary.randomness_space``): spaced digits, two
+    :mod:`riskaudit.inputs.canary_format` (its |R| equals ``canary.randomness_space``): spaced digits, two
     letters and 4+4 digits, or the known user name + two digits @ a two-syllable domain."""
     if canary.kind == "digits":
         n = sum(ch.isdigit() for ch in canary.secret)

@@ -1,0 +1,258 @@
+"""A self-contained HTML audit report: one file that opens anywhere, offline, verdicts first.
+
+Rendered from the report JSON alone (never the per-item sidecar, so no extracted text or canary secret can
+reach the page) with a Jinja2 template (``riskaudit/templates/report.html.j2``, autoescaped). Plots are inline
+PNG ``data:`` URIs drawn by :func:`riskaudit.reporting.plots.metric_figure`; CSS is inline; there is no
+JavaScript and no external resource. The page carries the report's schema version and sha256, so it can be
+traced to its JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from riskaudit.analysis.metric import MetricResult
+from riskaudit.analysis.scaling import MetricAnalysis
+from riskaudit.reporting.policy import PolicyResult, find_metric, policy_summary, representative_members
+from riskaudit.reporting.report import ExecutionInfo, MemberReport, Report
+
+__all__ = ["html_path_for", "render_html"]
+
+ProgressFn = Callable[[int, int], None]
+
+
+def html_path_for(report_path: Path) -> Path:
+    """``reports/demo.json`` → ``reports/demo.html``."""
+    return report_path.with_suffix(".html")
+
+
+def _num(v: float | None, spec: str = ".3g") -> str:
+    if v is None or not math.isfinite(v):
+        return "–"
+    return format(v, spec)
+
+
+def _value_ci(r: MetricResult | None) -> str:
+    if r is None or r.value is None:
+        return "–"
+    ci = "" if r.ci_low is None or r.ci_high is None else f" [{_num(r.ci_low)}, {_num(r.ci_high)}]"
+    return f"{_num(r.value)}{ci}"
+
+
+def _growth(a: MetricAnalysis | None) -> str:
+    g = None if a is None else a.growth
+    if g is None or g.slope is None:
+        return "–"
+    ci = (
+        ""
+        if g.slope_ci_low is None or g.slope_ci_high is None
+        else f" [{_num(g.slope_ci_low)}, {_num(g.slope_ci_high)}]"
+    )
+    return f"{_num(g.slope, '+.3g')}{ci}"
+
+
+def _verdict_class(verdict: str) -> str:
+    return {
+        "abrupt": "bad",
+        "abrupt (likely metric artifact)": "warn",
+        "smooth": "ok",
+        "no consistent trend": "flat",
+    }.get(verdict, "muted")
+
+
+@dataclass
+class _Row:
+    cells: list[str]
+    css: str = ""
+
+
+@dataclass
+class _Table:
+    header: list[str]
+    rows: list[_Row] = field(default_factory=list)
+
+
+@dataclass
+class _ProbeSection:
+    probe_id: str
+    description: str
+    metrics: _Table
+    analysis: _Table
+    plots: list[tuple[str, str]]  # (alt text, data URI)
+    notes: list[str]
+    breakdowns: _Table | None
+
+
+def _analyses(report: Report) -> dict[tuple[str, str], MetricAnalysis]:
+    fa = report.analysis
+    if fa is None:
+        return {}
+    return {(a.probe, a.metric): a for a in fa.metrics if a.axis == "members"}
+
+
+def _plot_uri(report: Report, probe: str, metric: str) -> str | None:
+    from riskaudit.reporting.plots import metric_figure
+
+    fig = metric_figure(report, probe, metric)
+    if fig is None:
+        return None
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=80, format="png")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _analysis_row(name: str, a: MetricAnalysis | None) -> _Row:
+    if a is None:
+        return _Row([name, "–", "–", "–", "–", "no analysis"], "muted")
+    g = a.growth
+    tau = "–" if g is None or g.kendall_tau is None else f"{g.kendall_tau:+.2f}"
+    pair = a.emergence.members_label if a.abruptness.abrupt else "–"
+    surprise = {True: "yes", False: "no", None: "–"}[a.predictability.surprise]
+    return _Row([name, _growth(a), tau, pair, surprise, a.verdict], _verdict_class(a.verdict))
+
+
+def _sections(report: Report, members: list[MemberReport], progress: ProgressFn | None) -> list[_ProbeSection]:
+    from riskaudit.reporting.render import headline_metrics
+
+    heads = headline_metrics(report)
+    analyses = _analyses(report)
+    descriptions = {p.id: p.description for p in report.probes}
+    total = sum(len(h) for h in heads.values())
+    done = 0
+    out = []
+    for probe, metrics in heads.items():
+        table = _Table(["member", *(label for _, label in metrics)])
+        for m in members:
+            table.rows.append(_Row([m.name, *(_value_ci(find_metric(m, probe, name)) for name, _ in metrics)]))
+        analysis = _Table(
+            ["metric", "growth / decade FLOPs [95% CI]", "Kendall τ", "abrupt step", "surprise", "verdict"]
+        )
+        plots: list[tuple[str, str]] = []
+        for name, label in metrics:
+            analysis.rows.append(
+                _analysis_row(label if label == name else f"{label} ({name})", analyses.get((probe, name)))
+            )
+            uri = _plot_uri(report, probe, name)
+            if uri is not None:
+                plots.append((f"{probe}: {name} across the family", uri))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        shown = {name for name, _ in metrics}
+        others = sorted({r.name for m in members for p in m.probes if p.probe_id == probe for r in p.metrics} - shown)
+        breakdowns = None
+        if others:
+            breakdowns = _Table(["metric", *(m.name for m in members), "verdict"])
+            for name in others:
+                a = analyses.get((probe, name))
+                cells = [_value_ci(find_metric(m, probe, name)) for m in members]
+                breakdowns.rows.append(
+                    _Row([name, *cells, a.verdict if a else "–"], _verdict_class(a.verdict) if a else "")
+                )
+        notes = sorted({n for m in members for p in m.probes if p.probe_id == probe for n in p.notes})
+        out.append(_ProbeSection(probe, descriptions.get(probe, ""), table, analysis, plots, notes, breakdowns))
+    return out
+
+
+def _summary(report: Report, members: list[MemberReport]) -> _Table:
+    """Each probe's headline risks: the largest member's value, growth per decade, verdict (a row of class
+    ``group`` opens each probe)."""
+    from riskaudit.reporting.render import headline_metrics
+
+    analyses = _analyses(report)
+    largest = members[-1] if members else None
+    t = _Table(["risk", "verdict", f"largest member ({largest.name if largest else '–'})", "growth / decade FLOPs"])
+    for probe, metrics in headline_metrics(report).items():
+        t.rows.append(_Row([probe], "group"))
+        for name, label in metrics:
+            a = analyses.get((probe, name))
+            verdict: str = a.verdict if a is not None else "–"
+            if a is not None and a.verdict.startswith("abrupt"):
+                verdict += f" ({a.emergence.members_label})"
+            value = _value_ci(find_metric(largest, probe, name)) if largest else "–"
+            t.rows.append(_Row([label, verdict, value, _growth(a)], _verdict_class(a.verdict) if a else "muted"))
+    return t
+
+
+def render_html(
+    report: Report,
+    report_bytes: bytes,
+    policy: PolicyResult | None = None,
+    policy_path: str | None = None,
+    progress: ProgressFn | None = None,
+) -> str:
+    """The page for ``report`` (``report_bytes``: the JSON file as written, for its sha256)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from riskaudit.reporting.render import human_count
+
+    env = Environment(
+        loader=PackageLoader("riskaudit", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    members = representative_members(report)
+    scale = _Table(["member", "parameters", "training tokens", "FLOPs (6·N·D)", "status"])
+    for m in report.members:
+        status = "ok" if m.status == "ok" else f"failed: {m.error or ''}"
+        scale.rows.append(
+            _Row(
+                [m.name, human_count(m.params_total), human_count(m.train_tokens), human_count(m.flops), status],
+                "" if m.status == "ok" else "bad",
+            )
+        )
+    fa = report.analysis
+    counts: dict[str, int] = {}
+    for a in fa.metrics if fa is not None else []:
+        counts[a.verdict] = counts.get(a.verdict, 0) + 1
+    run = report.run
+    meta = [
+        ("riskaudit", run.riskaudit_version),
+        ("Python", run.python_version),
+        ("torch", run.torch_version or "–"),
+        ("transformers", run.transformers_version or "–"),
+        ("platform", run.platform),
+        ("git commit", run.git_commit or "–"),
+        ("device", run.device),
+        ("dtype", run.dtype),
+        ("seed", str(run.seed)),
+        ("executor", _execution_line(run.execution)),
+        ("started / finished (UTC)", f"{run.started_utc} / {run.finished_utc or '–'}"),
+        ("command", run.command or "–"),
+        ("schema version", report.schema_version),
+        ("report sha256", hashlib.sha256(report_bytes).hexdigest()),
+        ("per-item sidecar", f"{report.sidecar.path} ({report.sidecar.rows} rows)" if report.sidecar else "–"),
+        ("replicates", report.replicates.path if report.replicates else "–"),
+        ("reference member (family-level metrics)", report.family.reference_member or "–"),
+    ]
+    template = env.get_template("report.html.j2")
+    return template.render(
+        report=report,
+        scale=scale,
+        summary=_summary(report, members),
+        sections=_sections(report, members, progress),
+        counts=sorted(counts.items()),
+        rule=fa.rule if fa is not None else "",
+        policy=policy,
+        policy_line=policy_summary(policy, policy_path) if policy is not None else "",
+        meta=meta,
+        notes=report.notes,
+        verdict_class=_verdict_class,
+    )
+
+
+def _execution_line(ex: ExecutionInfo) -> str:
+    """``local on vm`` or ``ray at 10.0.0.1:6379, 2 of 2 nodes ran units: a (3), b (3); 3 retries``."""
+    nodes = ", ".join(f"{n.hostname or n.node_ip or '?'} ({len(n.units)})" for n in ex.nodes)
+    if ex.executor == "local":
+        return f"local on {nodes}" if nodes else "local"
+    where = f"ray at {ex.address}" if ex.address else "ray (started by the scan)"
+    ran = f", {len(ex.nodes)} of {ex.cluster_nodes} nodes ran units: {nodes}" if ex.nodes else ""
+    return f"{where}{ran}; up to {ex.max_retries} retries per unit"

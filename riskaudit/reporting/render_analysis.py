@@ -1,0 +1,256 @@
+"""Rendering of the scaling analysis: a rich table per family and the ``riskaudit analyze --json`` document.
+
+The only module of the analysis that formats for people; it never prints (the CLI does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from riskaudit.analysis.scaling import FamilyAnalysis, GrowthFit, MetricAnalysis
+from riskaudit.reporting.layout import Cell, Column, breakable, ci_cell, column_format, fit_tables
+
+__all__ = ["ANALYSIS_JSON_KIND", "analysis_json", "analysis_table", "analysis_tables", "metric_json"]
+
+ANALYSIS_JSON_KIND = "riskaudit.analysis"
+ANALYSIS_JSON_VERSION = "1.1.0"  # 1.1.0: two-step window, trend, noise floor, baseline share
+
+_VERDICT_STYLE = {
+    "smooth": "green",
+    "abrupt": "bold red",
+    "abrupt (likely metric artifact)": "yellow",
+    "no consistent trend": "cyan",
+    "insufficient data": "dim",
+}
+
+
+def _num(v: float | None, spec: str = "+.3g") -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def _growth_cell(g: GrowthFit | None, primary: str | None) -> str:
+    if g is None or g.slope is None:
+        return "–"
+    unit = "" if primary == "flops" else " †"
+    decimals, _ = column_format([g.slope, g.slope_ci_low, g.slope_ci_high])
+    return ci_cell(g.slope, g.slope_ci_low, g.slope_ci_high, decimals, signed=True) + unit
+
+
+def _tau_cell(g: GrowthFit | None) -> str:
+    if g is None or g.kendall_tau is None:
+        return "–"
+    p = "" if g.kendall_p is None else f" (p={g.kendall_p:.2g})"
+    return f"{g.kendall_tau:+.2f}{p}"
+
+
+def _abrupt_cell(a: MetricAnalysis) -> str:
+    ab = a.abruptness
+    flag = {True: "yes", False: "no", None: "?"}[ab.abrupt]
+    if ab.s is None and ab.j is None:
+        return flag
+    if ab.window == 2:
+        return f"{flag} (S2={_num(ab.s2, '.2f')}, J2={_num(ab.j2, '.1f')})"
+    return f"{flag} (S={_num(ab.s, '.2f')}, J={_num(ab.j, '.1f')})"
+
+
+def _emergence_cell(a: MetricAnalysis) -> str:
+    em = a.emergence
+    if not a.abruptness.abrupt or em.pair is None:
+        return "–"
+    agree = "" if em.agreement is None else f" ({em.agreement:.0%})"
+    return f"{em.members_label}{agree}"
+
+
+def _surprise_cell(a: MetricAnalysis) -> str:
+    p = a.predictability
+    if p.surprise is None:
+        return "–"
+    cell = "yes" if p.surprise else "no"
+    if p.surprise_two_out:
+        cell += " (2-out: yes)"
+    return cell
+
+
+def _label(a: MetricAnalysis) -> str:
+    return a.metric if a.axis == "members" else f"{a.metric} @ {a.checkpoint_of} checkpoints"
+
+
+def is_breakdown(metric: str) -> bool:
+    """Per-template / per-stratum breakdowns are named ``metric[key]``; the terminal hides them by default."""
+    return "[" in metric
+
+
+_COLUMNS = (
+    Column("metric", key=True, wrap=True),
+    Column("n", "right"),
+    Column("growth/decade [95% CI]", "right"),
+    Column("Kendall τ (p)", "right"),
+    Column("abrupt (S, J)"),
+    Column("verdict", wrap=True),
+    Column("surprise"),
+    Column("emergence (agreement)", wrap=True),
+    Column("first > baseline"),
+)
+
+
+def _analysis_rows(
+    fa: FamilyAnalysis, detail: bool, only: Collection[tuple[str, str]] | None, narrow: bool = False
+) -> tuple[list[list[Cell]], list[str]]:
+    """The table's rows (a bold probe row above each probe's metrics) and its caption parts; ``narrow``: metric
+    names may wrap before a breakdown key."""
+    rows: list[list[Cell]] = []
+    uses_params = False
+    hidden = 0
+    current_probe: str | None = None
+    for a in fa.metrics:
+        if not detail and (is_breakdown(a.metric) or (only is not None and (a.probe or "", a.metric) not in only)):
+            hidden += 1
+            continue
+        if a.probe and a.probe != current_probe:
+            rows.append([Text(a.probe, style="bold"), *([""] * (len(_COLUMNS) - 1))])
+        current_probe = a.probe
+        uses_params = uses_params or a.x_axis == "params"
+        rows.append(  # Text cells: metric and member names are data, never rich markup ("pearson[t0]")
+            [
+                Text(breakable(_label(a)) if narrow else _label(a)),
+                str(a.n_members),
+                _growth_cell(a.growth, a.x_axis),
+                _tau_cell(a.growth),
+                _abrupt_cell(a),
+                Text(a.verdict, style=_VERDICT_STYLE.get(a.verdict, "")),
+                _surprise_cell(a),
+                Text(_emergence_cell(a)),
+                Text(a.emergence.wei_member or "–"),
+            ]
+        )
+    caption = [
+        "growth in oriented units (larger = riskier) per decade of training FLOPs (6·N·D)",
+        "S: largest step's share of the total change, J: S over the step's share of the log-FLOPs range",
+        fa.rule,
+    ]
+    if uses_params:
+        caption.append("† FLOPs unknown: per decade of parameters")
+    if hidden:
+        caption.append(f"{hidden} more metrics (breakdowns per template / stratum, companions) in the JSON report")
+    return rows, caption
+
+
+def analysis_tables(
+    fa: FamilyAnalysis,
+    detail: bool = False,
+    only: Collection[tuple[str, str]] | None = None,
+    width: int | None = None,
+) -> list[Table]:
+    """Per metric: growth per decade [95% CI], Kendall τ, abrupt (S, J), emergence pair, verdict, surprise;
+    split into parts that fit ``width`` (None: one table).
+
+    Rows are grouped by probe; breakdown metrics (``name[key]``) appear only with ``detail``; ``only`` keeps
+    the listed (probe, metric) pairs (the headline metrics), unless ``detail``.
+    """
+    rows, caption = _analysis_rows(fa, detail, only, narrow=width is not None)
+    columns: list[Column] = list(_COLUMNS)
+    counts = {str(r[1]) for r in rows if str(r[1])}
+    if width is not None and len(counts) == 1:  # one member count: said once instead of a column
+        columns.pop(1)
+        rows = [[r[0], *r[2:]] for r in rows]
+        caption.insert(0, f"n = {counts.pop()} members")
+    return fit_tables(f"{fa.family}: scaling and emergence", columns, rows, width, "; ".join(caption))
+
+
+def analysis_table(fa: FamilyAnalysis, detail: bool = False, only: Collection[tuple[str, str]] | None = None) -> Table:
+    """:func:`analysis_tables` as one table with every column."""
+    return analysis_tables(fa, detail, only)[0]
+
+
+def _growth_json(g: GrowthFit | None) -> dict[str, Any] | None:
+    if g is None:
+        return None
+    return {
+        "slope": g.slope,
+        "ci_low": g.slope_ci_low,
+        "ci_high": g.slope_ci_high,
+        "ci_method": g.slope_ci_method,
+        "theil_sen": g.theil_sen,
+        "kendall_tau": g.kendall_tau,
+        "kendall_p": g.kendall_p,
+        "logit_slope": g.logit_slope,
+        "logit_slope_ci_low": g.logit_slope_ci_low,
+        "logit_slope_ci_high": g.logit_slope_ci_high,
+        "note": g.note,
+    }
+
+
+def metric_json(a: MetricAnalysis) -> dict[str, Any]:
+    """The ``--json`` entry of one (family, metric): growth, abrupt with its statistics, emergence, verdict."""
+    ab = a.abruptness
+    return {
+        "family": a.family,
+        "metric": a.metric,
+        "probe": a.probe,
+        "axis": a.axis,
+        "checkpoint_of": a.checkpoint_of,
+        "kind": a.kind,
+        "direction": a.direction,
+        "orientation": a.orientation,
+        "x_axis": a.x_axis,
+        "n_members": a.n_members,
+        "members": a.members,
+        "resampling": a.resampling,
+        "n_resamples": a.n_resamples,
+        "slope_per_decade_flops": _growth_json(a.growth_flops),
+        "slope_per_decade_params": _growth_json(a.growth_params),
+        "abrupt": ab.abrupt,
+        "abruptness": {
+            "net": ab.net,
+            "net_sd": ab.net_sd,
+            "S": ab.s,
+            "S_p05": ab.s_p05,
+            "J": ab.j,
+            "J_threshold": ab.j_threshold,
+            "S2": ab.s2,
+            "S2_p05": ab.s2_p05,
+            "J2": ab.j2,
+            "J2_threshold": ab.j2_threshold,
+            "window": ab.window,
+            "step": ab.step,
+            "step_sd": ab.step_sd,
+            "total_variation": ab.total_variation,
+            "monotonicity": ab.monotonicity,
+            "trend_r2": ab.trend_r2,
+            "baseline_share": ab.baseline_share,
+            "noise_floor": ab.noise_floor.model_dump(mode="json"),
+            "breakthroughness": ab.breakthroughness,
+            "linearity": ab.linearity,
+            "criteria": ab.criteria,
+        },
+        "emergence_pair": a.emergence.pair,
+        "emergence_window_end": a.emergence.window_end,
+        "emergence_agreement": a.emergence.agreement,
+        "first_above_baseline": a.emergence.wei_member,
+        "companion": a.companion,
+        "companion_abrupt": a.companion_abrupt,
+        "verdict": a.verdict,
+        "verdict_reason": a.verdict_reason,
+        "surprise": a.predictability.surprise,
+        "surprise_two_out": a.predictability.surprise_two_out,
+        "notes": a.notes,
+    }
+
+
+def analysis_json(analyses: FamilyAnalysis | Sequence[FamilyAnalysis]) -> dict[str, Any]:
+    """The ``riskaudit analyze --json`` document: settings, the flag rule and one entry per (family, metric).
+
+    Strict-JSON safe (every number finite or null).
+    """
+    fas = [analyses] if isinstance(analyses, FamilyAnalysis) else list(analyses)
+    return {
+        "kind": ANALYSIS_JSON_KIND,
+        "schema_version": ANALYSIS_JSON_VERSION,
+        "config": fas[0].config.model_dump(mode="json") if fas else None,
+        "rule": fas[0].rule if fas else None,
+        "results": [metric_json(a) for fa in fas for a in fa.metrics],
+    }
