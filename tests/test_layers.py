@@ -1,7 +1,7 @@
 """The package's import graph: every arrow points down the layers, and no module imports itself back.
 
 Layers, lowest first (docs/architecture.md draws them): the foundation (``riskaudit``, ``errors``,
-``resources``), ``models``, ``inputs``, ``analysis``, ``probes``, ``zoo``, ``reporting``, ``run``, ``cli``.
+``numbers``, ``resources``), ``models``, ``inputs``, ``analysis``, ``probes``, ``zoo``, ``reporting``, ``run``, ``cli``.
 A module may import its own layer and the layers below it; within a layer the imports form no circle. Every
 import counts — module level, inside a function, under ``TYPE_CHECKING`` — because each is a dependency a
 reader has to follow. Run alone: ``python -m pytest tests/test_layers.py -q``.
@@ -32,7 +32,7 @@ def _layer(module: str) -> str:
     parts = module.split(".")
     if len(parts) >= 2 and parts[1] in LAYERS:
         return parts[1]
-    if len(parts) == 1 or parts[1] in {"errors", "resources", "__main__"}:
+    if len(parts) == 1 or parts[1] in {"errors", "numbers", "resources", "__main__"}:
         return "cli" if parts[-1] == "__main__" else "foundation"
     raise AssertionError(f"{module} belongs to no layer: put it in one of {LAYERS}")
 

@@ -19,8 +19,9 @@ from huggingface_hub.repocard import REGEX_YAML_BLOCK
 from riskaudit.analysis.metric import MetricResult
 from riskaudit.analysis.scaling import MetricAnalysis
 from riskaudit.errors import RiskauditError
+from riskaudit.numbers import ci_suffix, human_count, num
+from riskaudit.reporting.lookup import find_metric, member_analysis, metric_keys, metric_pattern, representative_members
 from riskaudit.reporting.outputs import atomic_write_bytes
-from riskaudit.reporting.policy import find_metric, metric_keys, metric_pattern, representative_members
 from riskaudit.reporting.report import MemberReport, Report
 
 __all__ = [
@@ -67,10 +68,6 @@ def headline_keys(report: Report, metrics: Sequence[str] | None = None) -> list[
     return [k for k in keys if any(p.match(k[1]) for p in pats)]
 
 
-def _num(v: float | None) -> str:
-    return "–" if v is None else f"{v:.3g}"
-
-
 def _md(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
@@ -80,26 +77,14 @@ def _cell(r: MetricResult | None, member: MemberReport) -> str:
         return "failed"
     if r is None or r.value is None:
         return "–"
-    ci = "" if r.ci_low is None or r.ci_high is None else f" [{_num(r.ci_low)}, {_num(r.ci_high)}]"
-    return _num(r.value) + ci
-
-
-def _analysis(report: Report, probe: str, metric: str) -> MetricAnalysis | None:
-    if report.analysis is None:
-        return None
-    for a in report.analysis.metrics:
-        if a.metric == metric and a.probe in (probe, "") and a.axis == "members":
-            return a
-    return None
+    return num(r.value) + ci_suffix(r.ci_low, r.ci_high)
 
 
 def _growth(a: MetricAnalysis | None) -> str:
     if a is None or a.growth_flops is None or a.growth_flops.slope is None:
         return "–"
     g = a.growth_flops
-    lo, hi = g.slope_ci_low, g.slope_ci_high
-    ci = "" if lo is None or hi is None else f" [{lo:+.3g}, {hi:+.3g}]"
-    return f"{g.slope:+.3g}{ci}"
+    return num(g.slope, "+.3g") + ci_suffix(g.slope_ci_low, g.slope_ci_high, "+.3g")
 
 
 def _verdict(a: MetricAnalysis | None) -> str:
@@ -117,15 +102,6 @@ def _riskier(r: MetricResult) -> str:
     return f"{_ARROW[r.direction]} (baseline {base})"
 
 
-def _human(x: float | None) -> str:
-    if x is None:
-        return "?"
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{suffix}"
-    return f"{x:.0f}"
-
-
 def _flag_lines(report: Report) -> list[str]:
     if report.analysis is None:
         return ["The report has no scaling analysis."]
@@ -139,7 +115,7 @@ def _flag_lines(report: Report) -> list[str]:
         way = "up" if (ab.net or 0.0) > 0 else "down"
         if a.verdict == "abrupt":
             two = ab.window == 2
-            shares = f"S2 = {_num(ab.s2)}, J2 = {_num(ab.j2)}" if two else f"S = {_num(ab.s)}, J = {_num(ab.j)}"
+            shares = f"S2 = {num(ab.s2)}, J2 = {num(ab.j2)}" if two else f"S = {num(ab.s)}, J = {num(ab.j)}"
             lines.append(f"- **abrupt ({way})**: {name} between {pair} ({shares}{agree})")
         elif a.verdict == "abrupt (likely metric artifact)":
             lines.append(
@@ -152,8 +128,8 @@ def _flag_lines(report: Report) -> list[str]:
             if preds:
                 p = preds[0]
                 side = "above (riskier than)" if p.observed > p.pi_high else "below (safer than)"
-                interval = f"[{_num(p.pi_low)}, {_num(p.pi_high)}]"
-                detail = f": {p.member} at {_num(p.observed)}, {side} the prediction {_num(p.predicted)} {interval}"
+                interval = f"[{num(p.pi_low)}, {num(p.pi_high)}]"
+                detail = f": {p.member} at {num(p.observed)}, {side} the prediction {num(p.predicted)} {interval}"
             lines.append(f"- **surprise**: {name}{detail} (units of {a.orientation}, larger = riskier)")
     if len(lines) > MAX_FLAGS:
         lines = [*lines[:MAX_FLAGS], f"- … and {len(lines) - MAX_FLAGS} more (see the report)"]
@@ -189,9 +165,9 @@ def card_section(
     out += ["", "| member | params | training tokens | training FLOPs |", "|---|---:|---:|---:|"]
     for m in members:
         status = "" if m.status == "ok" else " (failed)"
+        params, tokens = human_count(m.params_total, largest="T"), human_count(m.train_tokens, largest="T")
         out.append(
-            f"| {_md(m.name)}{status} | {_human(m.params_total)} | {_human(m.train_tokens)} | "
-            f"{'?' if m.flops is None else f'{m.flops:.2e}'} |"
+            f"| {_md(m.name)}{status} | {params} | {tokens} | {'?' if m.flops is None else f'{m.flops:.2e}'} |"
         )
     keys = headline_keys(report, metrics)
     descriptions = {p.id: p.description for p in report.probes}
@@ -209,7 +185,7 @@ def card_section(
             proto = next((r for r in results if r is not None), None)
             if proto is None:
                 continue
-            a = _analysis(report, probe, metric)
+            a = member_analysis(report, probe, metric)
             row = [
                 f"`{_md(metric)}`",
                 _riskier(proto),

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from riskaudit.analysis.metric import Direction, MetricResult
 from riskaudit.analysis.scaling import MetricAnalysis
+from riskaudit.numbers import ci_suffix, num
 from riskaudit.reporting.report import MemberReport, Report
 
 __all__ = ["FlagChange", "MetricChange", "ReportDiff", "TrendChange", "diff_reports", "diff_summary", "diff_table"]
@@ -98,12 +99,8 @@ class ReportDiff(BaseModel):
         return bool(self.regressions)
 
 
-def _fmt(v: float | None) -> str:
-    return "?" if v is None else f"{v:.3g}"
-
-
 def _cell(v: float | None, lo: float | None, hi: float | None) -> str:
-    return _fmt(v) + ("" if lo is None or hi is None else f" [{_fmt(lo)}, {_fmt(hi)}]")
+    return num(v, missing="?") + ci_suffix(lo, hi, missing="?")
 
 
 def _oriented(lo: float, hi: float, direction: Direction, baseline: float) -> Interval:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from riskaudit.analysis.metric import MetricResult
 from riskaudit.analysis.scaling import MetricAnalysis
-from riskaudit.reporting.policy import PolicyResult, find_metric, policy_summary, representative_members
+from riskaudit.numbers import ci_suffix, human_count, num
+from riskaudit.reporting.lookup import find_metric, member_analysis, representative_members
+from riskaudit.reporting.policy import PolicyResult, policy_summary
 from riskaudit.reporting.report import ExecutionInfo, MemberReport, Report
 
 __all__ = ["html_path_for", "render_html"]
@@ -32,29 +33,17 @@ def html_path_for(report_path: Path) -> Path:
     return report_path.with_suffix(".html")
 
 
-def _num(v: float | None, spec: str = ".3g") -> str:
-    if v is None or not math.isfinite(v):
-        return "–"
-    return format(v, spec)
-
-
 def _value_ci(r: MetricResult | None) -> str:
     if r is None or r.value is None:
         return "–"
-    ci = "" if r.ci_low is None or r.ci_high is None else f" [{_num(r.ci_low)}, {_num(r.ci_high)}]"
-    return f"{_num(r.value)}{ci}"
+    return num(r.value, finite=True) + ci_suffix(r.ci_low, r.ci_high, finite=True)
 
 
 def _growth(a: MetricAnalysis | None) -> str:
     g = None if a is None else a.growth
     if g is None or g.slope is None:
         return "–"
-    ci = (
-        ""
-        if g.slope_ci_low is None or g.slope_ci_high is None
-        else f" [{_num(g.slope_ci_low)}, {_num(g.slope_ci_high)}]"
-    )
-    return f"{_num(g.slope, '+.3g')}{ci}"
+    return num(g.slope, "+.3g", finite=True) + ci_suffix(g.slope_ci_low, g.slope_ci_high, finite=True)
 
 
 def _verdict_class(verdict: str) -> str:
@@ -89,13 +78,6 @@ class _ProbeSection:
     breakdowns: _Table | None
 
 
-def _analyses(report: Report) -> dict[tuple[str, str], MetricAnalysis]:
-    fa = report.analysis
-    if fa is None:
-        return {}
-    return {(a.probe, a.metric): a for a in fa.metrics if a.axis == "members"}
-
-
 def _plot_uri(report: Report, probe: str, metric: str) -> str | None:
     from riskaudit.reporting.plots import metric_figure
 
@@ -121,7 +103,6 @@ def _sections(report: Report, members: list[MemberReport], progress: ProgressFn 
     from riskaudit.reporting.render import headline_metrics
 
     heads = headline_metrics(report)
-    analyses = _analyses(report)
     descriptions = {p.id: p.description for p in report.probes}
     total = sum(len(h) for h in heads.values())
     done = 0
@@ -136,7 +117,7 @@ def _sections(report: Report, members: list[MemberReport], progress: ProgressFn 
         plots: list[tuple[str, str]] = []
         for name, label in metrics:
             analysis.rows.append(
-                _analysis_row(label if label == name else f"{label} ({name})", analyses.get((probe, name)))
+                _analysis_row(label if label == name else f"{label} ({name})", member_analysis(report, probe, name))
             )
             uri = _plot_uri(report, probe, name)
             if uri is not None:
@@ -150,7 +131,7 @@ def _sections(report: Report, members: list[MemberReport], progress: ProgressFn 
         if others:
             breakdowns = _Table(["metric", *(m.name for m in members), "verdict"])
             for name in others:
-                a = analyses.get((probe, name))
+                a = member_analysis(report, probe, name)
                 cells = [_value_ci(find_metric(m, probe, name)) for m in members]
                 breakdowns.rows.append(
                     _Row([name, *cells, a.verdict if a else "–"], _verdict_class(a.verdict) if a else "")
@@ -165,13 +146,12 @@ def _summary(report: Report, members: list[MemberReport]) -> _Table:
     ``group`` opens each probe)."""
     from riskaudit.reporting.render import headline_metrics
 
-    analyses = _analyses(report)
     largest = members[-1] if members else None
     t = _Table(["risk", "verdict", f"largest member ({largest.name if largest else '–'})", "growth / decade FLOPs"])
     for probe, metrics in headline_metrics(report).items():
         t.rows.append(_Row([probe], "group"))
         for name, label in metrics:
-            a = analyses.get((probe, name))
+            a = member_analysis(report, probe, name)
             verdict: str = a.verdict if a is not None else "–"
             if a is not None and a.verdict.startswith("abrupt"):
                 verdict += f" ({a.emergence.members_label})"
@@ -189,8 +169,6 @@ def render_html(
 ) -> str:
     """The page for ``report`` (``report_bytes``: the JSON file as written, for its sha256)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
-
-    from riskaudit.reporting.render import human_count
 
     env = Environment(
         loader=PackageLoader("riskaudit", "templates"),

@@ -23,6 +23,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from riskaudit.numbers import fixed_decimals
+
 __all__ = ["Cell", "Column", "breakable", "ci_cell", "column_format", "fit_tables", "table_width"]
 
 
@@ -180,17 +182,13 @@ def column_format(values: Sequence[float | None]) -> tuple[int, bool]:
     return min(3, max(2, 1 - math.floor(math.log10(m)))), signed
 
 
-def _fmt(v: float, decimals: int, signed: bool) -> str:
-    return format(v, f"{'+' if signed else ''}.{decimals}f")
-
-
 def ci_cell(
     value: float | None, low: float | None, high: float | None, decimals: int = 2, signed: bool = False
 ) -> str:
     """``0.81 [0.71,0.88]``: the value and its 95% CI in one compact cell (``–`` when undefined)."""
     if value is None:
         return "–"
-    cell = _fmt(value, decimals, signed)
+    cell = fixed_decimals(value, decimals, signed)
     if low is None or high is None:
         return cell
-    return f"{cell} [{_fmt(low, decimals, signed)},{_fmt(high, decimals, signed)}]"
+    return f"{cell} [{fixed_decimals(low, decimals, signed)},{fixed_decimals(high, decimals, signed)}]"

@@ -24,10 +24,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from riskaudit.analysis.metric import MetricResult
-from riskaudit.analysis.scaling import MetricAnalysis
 from riskaudit.errors import RiskauditError
+from riskaudit.reporting.lookup import find_metric, member_analysis, metric_keys, representative_members
 from riskaudit.reporting.outputs import atomic_write_bytes
-from riskaudit.reporting.policy import find_metric, metric_keys, representative_members
 from riskaudit.reporting.report import MemberReport, Report
 
 __all__ = ["metric_figure", "plot_filename", "plot_metric", "plot_report"]
@@ -42,15 +41,6 @@ def plot_filename(probe: str, metric: str) -> str:
     if safe != f"{probe}__{metric}":
         safe += "-" + hashlib.sha1(f"{probe}/{metric}".encode()).hexdigest()[:6]
     return safe + ".png"
-
-
-def _analysis(report: Report, probe: str, metric: str) -> MetricAnalysis | None:
-    if report.analysis is None:
-        return None
-    for a in report.analysis.metrics:
-        if a.metric == metric and a.probe in (probe, "") and a.axis == "members":
-            return a
-    return None
 
 
 def _points(report: Report, probe: str, metric: str) -> tuple[str, list[tuple[MemberReport, MetricResult]]]:
@@ -105,7 +95,7 @@ def _panel(ax: Axes, report: Report, probe: str, metric: str) -> bool:
     ax.margins(x=0.06, y=0.1)
     ax.axhline(proto.baseline, color="0.5", linestyle=":", linewidth=1, label=f"baseline {proto.baseline:.3g}")
 
-    a = _analysis(report, probe, metric)
+    a = member_analysis(report, probe, metric)
     verdict = ""
     if a is not None:
         verdict = a.verdict

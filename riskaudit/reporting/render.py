@@ -14,8 +14,11 @@ from rich.text import Text
 
 from riskaudit.analysis.metric import MetricResult
 from riskaudit.inputs.families import Family, ModelSpec
+from riskaudit.numbers import human_count as human_count  # re-exported: the CLI imports it from here
+from riskaudit.numbers import sci
 from riskaudit.probes.registry import ProbeInfo
 from riskaudit.reporting.layout import Cell, Column, ci_cell, column_format, fit_tables
+from riskaudit.reporting.lookup import find_metric
 from riskaudit.reporting.report import MemberReport, Report
 
 # Headline metrics per probe (id -> [(metric, column header)]), shown in the scan table and the analysis
@@ -95,25 +98,6 @@ def headline_metrics(report: Report, wide: bool = False) -> dict[str, tuple[tupl
                 heads = (*heads, *((x.name, x.name) for x in p.metrics if x.name not in shown))
             out[p.probe_id] = heads
     return out
-
-
-def human_count(x: float | None) -> str:
-    """``70.4M``, ``300B``, ``2.1Z`` (FLOPs); ``?`` when unknown."""
-    if x is None:
-        return "?"
-    for div, suffix in ((1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= div:
-            v = x / div
-            return f"{v:.3g}{suffix}"
-    return f"{x:.0f}"
-
-
-def sci(x: float | None) -> str:
-    """FLOPs in a short scientific form: ``2.5e19`` (``?`` when unknown)."""
-    if x is None:
-        return "?"
-    mantissa, exponent = f"{x:.1e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
 
 
 def metric_cell(m: MetricResult | None, decimals: int = 2, signed: bool = True) -> str:
@@ -233,16 +217,6 @@ def probes_table(infos: Sequence[ProbeInfo], width: int | None = None) -> list[T
     return fit_tables("Probes", cols, rows, width, caption)
 
 
-def _metric(member: MemberReport, probe_id: str, name: str) -> MetricResult | None:
-    for p in member.probes:
-        if p.probe_id != probe_id:
-            continue
-        for m in p.metrics:
-            if m.name == name:
-                return m
-    return None
-
-
 def scan_tables(report: Report, width: int | None = None, wide: bool = False) -> list[Table]:
     """One table per probe (split to fit ``width``): member, FLOPs, then each headline metric as a compact
     ``value [95% CI]`` cell; ``wide``: every metric, in one table per probe."""
@@ -255,7 +229,7 @@ def scan_tables(report: Report, width: int | None = None, wide: bool = False) ->
         cols += [Column("params", "right", optional=True), Column("tokens", "right", optional=True)]
         formats = []
         for name, _ in headlines:
-            found = [_metric(m, probe_id, name) for m in report.members if m.status == "ok"]
+            found = [find_metric(m, probe_id, name) for m in report.members if m.status == "ok"]
             vals = [v for r in found if r is not None for v in (r.value, r.ci_low, r.ci_high)]
             formats.append(column_format(vals))
         rows: list[list[Cell]] = []
@@ -264,7 +238,7 @@ def scan_tables(report: Report, width: int | None = None, wide: bool = False) ->
             if m.status != "ok":
                 failed.append(f"{m.name} failed: {m.error}")
             cells = [
-                "failed" if m.status != "ok" else metric_cell(_metric(m, probe_id, name), d, sg)
+                "failed" if m.status != "ok" else metric_cell(find_metric(m, probe_id, name), d, sg)
                 for (name, _), (d, sg) in zip(headlines, formats, strict=True)
             ]
             rows.append([Text(m.name), sci(m.flops), *cells, human_count(m.params_total), human_count(m.train_tokens)])
