@@ -16,7 +16,7 @@ from riskaudit.reporting.report import SCHEMA_VERSION, Report
 
 __all__ = ["COMMITTED_SCHEMA", "report_json_schema", "report_schema_text", "write_report_schema"]
 
-COMMITTED_SCHEMA = Path(__file__).resolve().parent.parent / "reports" / "schema" / "report.schema.json"
+COMMITTED_SCHEMA = Path(__file__).resolve().parents[2] / "reports" / "schema" / "report.schema.json"  # repo root
 
 
 def report_json_schema() -> dict[str, Any]:
