@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
@@ -109,8 +109,21 @@ def plot_dir_for(report_path: Path) -> Path:
 
 
 def default_report_path(family_name: str) -> Path:
-    """``reports/<family>.json``: where a scan writes its report when --out is not given."""
-    return REPORTS_DIR / f"{family_name}.json"
+    """``reports/<family>.json``: where a scan writes its report when --out is not given. A family name is
+    anyone's TOML, so one that would put the report anywhere else ("../x", "a/b", "/abs", "C:x") is one line."""
+    file_name = f"{family_name}.json"
+    path = REPORTS_DIR / file_name
+    if (
+        any(c in family_name for c in ("/", "\\", "\0"))
+        or PureWindowsPath(file_name).name != file_name  # a drive ("C:x"), on any system
+        or path.parent != REPORTS_DIR
+    ):
+        raise RiskauditError(
+            f"family name {family_name!r} cannot name the default report {REPORTS_DIR.as_posix()}/<name>.json: "
+            "it must be a plain file name, without '/', '\\', a drive such as 'C:' or NUL "
+            "(letters, digits, spaces, '-', '_' and '.' are fine); rename the family or pass --out PATH"
+        )
+    return path
 
 
 def check_outputs(out_path: Path, plots: bool, html: bool = False) -> None:
