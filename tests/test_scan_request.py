@@ -11,8 +11,8 @@ from conftest import REPO
 from pydantic import ValidationError
 
 from riskaudit.cli.scan import scan
-from riskaudit.errors import RiskauditError
-from riskaudit.run.request import ScanRequest, prepare_scan
+from riskaudit.errors import Interrupted, RiskauditError
+from riskaudit.run.request import ScanRequest, execute_scan, prepare_scan
 
 PRONOUN = "occupation_gender_pronoun"
 RENDER_ONLY = {"quiet", "wide"}  # how the command renders, not what the scan does
@@ -81,3 +81,28 @@ def test_prepare_refuses_with_one_line(fields: dict[str, object], needle: str, t
     with pytest.raises(RiskauditError) as info:
         prepare_scan(request)
     assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("no_cache", [True, False])
+def test_ctrl_c_during_the_scan_says_what_the_store_kept(
+    no_cache: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import riskaudit.run.request as request_module
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    cache = None if no_cache else tmp_path / "c"
+    request = ScanRequest(
+        family="demo", out=tmp_path / "r.json", no_memorization=True, no_cache=no_cache, cache_dir=cache
+    )
+    job = prepare_scan(request)
+    monkeypatch.setattr(request_module, "scan_family", interrupted)
+    with pytest.raises(Interrupted) as info:
+        execute_scan(job, None)
+    message = str(info.value)
+    if no_cache:
+        assert "nothing was saved (--no-cache)" in message
+    else:
+        assert f"0 unit(s) saved in the result store at {job.store_file}" in message and "resume" in message
+    assert not (tmp_path / "r.json").exists()
