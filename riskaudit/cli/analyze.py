@@ -1,0 +1,63 @@
+"""``riskaudit analyze``: the scaling analysis of a CSV of results from any harness, or of a riskaudit report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from riskaudit.cli.common import WideOption, err_console, print_tables, table_width
+from riskaudit.errors import RiskauditError
+
+
+def analyze(
+    points: Annotated[
+        Path,
+        typer.Argument(
+            help="A CSV of results from any harness (columns: family, member, "
+            "params, tokens, metric, value; optional flops, n, ci_low, ci_high, "
+            "baseline, kind, companion, direction, probe), or a riskaudit report JSON."
+        ),
+    ],
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print JSON: per (family, metric) slope per decade of FLOPs "
+            "with CI, abrupt + statistics, emergence pair, verdict, surprise.",
+        ),
+    ] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed for the resamples (default: 0 for a CSV; a report's own analysis seed)."),
+    ] = None,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="Also show breakdown metrics (per template, stratum).")
+    ] = False,
+    wide: WideOption = False,
+) -> None:
+    """Growth per decade of compute, abrupt-risk flags, metric-artifact verdicts and surprises for results
+    produced by riskaudit or by any other harness. A riskaudit report is re-analysed from the paired
+    replicates saved beside it, which reproduces its stored analysis exactly."""
+    import json
+
+    from riskaudit.analysis.points import read_points_csv
+    from riskaudit.analysis.scaling import AnalysisConfig, analyze_families
+    from riskaudit.reporting.reanalysis import reanalyze_report
+    from riskaudit.reporting.render_analysis import analysis_json, analysis_tables
+
+    if not points.exists():
+        raise RiskauditError(f"{points}: no such file")
+    if points.suffix.lower() == ".json":
+        again = reanalyze_report(points, seed)
+        err_console.print(f"{points}: {again.source}", markup=False, highlight=False)
+        fas = [again.analysis]
+    else:
+        fas = analyze_families(read_points_csv(points), AnalysisConfig(seed=seed or 0))
+    if as_json:
+        sys.stdout.write(json.dumps(analysis_json(fas), allow_nan=False, indent=1) + "\n")
+        return
+    for fa in fas:
+        print_tables(analysis_tables(fa, detail=detail or wide, width=table_width(wide)), wide)
