@@ -7,8 +7,8 @@ from fractions import Fraction
 from rich.table import Table
 from rich.text import Text
 
+from riskaudit.numbers import human_count
 from riskaudit.reporting.layout import Cell, Column, fit_tables
-from riskaudit.reporting.render import human_count
 from riskaudit.run.placement import GPU_SHARES, TaskResources
 from riskaudit.run.plan import ScanPlan
 

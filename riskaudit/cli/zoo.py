@@ -34,7 +34,7 @@ def zoo_build(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-    from riskaudit.reporting.render import human_count
+    from riskaudit.numbers import human_count
     from riskaudit.resources import demo_dir
     from riskaudit.zoo.build import BuildConfig, build_demo
 

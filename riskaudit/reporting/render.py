@@ -14,8 +14,7 @@ from rich.text import Text
 
 from riskaudit.analysis.metric import MetricResult
 from riskaudit.inputs.families import Family, ModelSpec
-from riskaudit.numbers import human_count as human_count  # re-exported: the CLI imports it from here
-from riskaudit.numbers import sci
+from riskaudit.numbers import human_count, sci
 from riskaudit.probes.registry import ProbeInfo
 from riskaudit.reporting.layout import Cell, Column, ci_cell, column_format, fit_tables
 from riskaudit.reporting.lookup import find_metric
