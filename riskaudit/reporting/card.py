@@ -17,7 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
 from riskaudit.analysis.metric import MetricResult
-from riskaudit.analysis.scaling import MetricAnalysis
+from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.errors import RiskauditError
 from riskaudit.reporting.outputs import atomic_write_bytes
 from riskaudit.reporting.policy import find_metric, metric_keys, metric_pattern, representative_members

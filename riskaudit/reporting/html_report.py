@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from riskaudit.analysis.metric import MetricResult
-from riskaudit.analysis.scaling import MetricAnalysis
+from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.reporting.policy import PolicyResult, find_metric, policy_summary, representative_members
 from riskaudit.reporting.report import ExecutionInfo, MemberReport, Report
 

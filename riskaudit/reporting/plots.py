@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from riskaudit.analysis.metric import MetricResult
-from riskaudit.analysis.scaling import MetricAnalysis
+from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.errors import RiskauditError
 from riskaudit.reporting.outputs import atomic_write_bytes
 from riskaudit.reporting.policy import find_metric, metric_keys, representative_members

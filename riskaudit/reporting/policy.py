@@ -31,8 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_fie
 from rich.table import Table
 from rich.text import Text
 
+from riskaudit.analysis.growth import GrowthFit
 from riskaudit.analysis.metric import MetricResult
-from riskaudit.analysis.scaling import GrowthFit, MetricAnalysis, Prediction
+from riskaudit.analysis.prediction import Prediction
+from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.errors import RiskauditError
 from riskaudit.reporting.report import MemberReport, Report
 
@@ -79,7 +81,7 @@ def sort_by_scale(members: Iterable[MemberReport]) -> list[MemberReport]:
 def representative_members(report: Report) -> list[MemberReport]:
     """One member per base model (``base@rev`` is a checkpoint of ``base``: the one with most tokens), by scale.
 
-    Failed members are included; this mirrors the members axis of the analysis (``riskaudit.analysis.points``).
+    Failed members are included; this mirrors the members axis of the analysis (``riskaudit.analysis.scan_series``).
     """
     groups: dict[str, list[tuple[int, MemberReport]]] = {}
     for i, m in enumerate(report.members):

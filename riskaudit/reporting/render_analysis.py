@@ -11,7 +11,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from riskaudit.analysis.scaling import FamilyAnalysis, GrowthFit, MetricAnalysis
+from riskaudit.analysis.growth import GrowthFit
+from riskaudit.analysis.results import FamilyAnalysis, MetricAnalysis
 from riskaudit.reporting.layout import Cell, Column, breakable, ci_cell, column_format, fit_tables
 
 __all__ = ["ANALYSIS_JSON_KIND", "analysis_json", "analysis_table", "analysis_tables", "metric_json"]

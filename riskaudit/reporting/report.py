@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from riskaudit import __version__
 from riskaudit.analysis.metric import MetricResult
 from riskaudit.analysis.replicates import ScanReplicates, count_series, decode_replicates, replicates_path_for
-from riskaudit.analysis.scaling import FamilyAnalysis
+from riskaudit.analysis.results import FamilyAnalysis
 from riskaudit.errors import RiskauditError
 from riskaudit.models.base import BatchHalving, TokenizationInfo
 from riskaudit.probes.base import ItemRecord
@@ -147,7 +147,7 @@ class Report(BaseModel):
     probes: list[ProbeDefinition]
     sidecar: SidecarRef | None = None
     replicates: SidecarRef | None = None  # paired bootstrap replicates (.npz; rows = metric series × member)
-    analysis: FamilyAnalysis | None = None  # growth, abruptness, emergence, verdicts (riskaudit.analysis.scaling)
+    analysis: FamilyAnalysis | None = None  # growth, abruptness, emergence, verdicts (riskaudit.analysis.family)
     notes: list[str] = []
 
 
