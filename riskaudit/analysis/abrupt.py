@@ -55,6 +55,23 @@ __all__ = [
     "wei_point",
 ]
 
+# The thresholds of the rule, defined once: :class:`AbruptThresholds` defaults to them and its :meth:`rule`
+# writes the text recorded in every report from the values it applies.
+NET_SD = 3.0  # |net| ≥ NET_SD·sd(net)
+TREND_R2 = 0.8  # isotonic R² ≥ TREND_R2
+STEP_SD = 3.0  # the window's rise ≥ STEP_SD·its sd
+S_P05 = 0.5  # one step: 5th percentile of S ≥ S_P05
+J = 4.0  # one step: J ≥ J (capped, see J_MAX_SHARE)
+S2_P05 = 0.65  # two steps: 5th percentile of S2 ≥ S2_P05
+J2 = 2.5  # two steps: J2 ≥ J2 (capped)
+S2_EACH = 0.25  # two steps: each fitted step ≥ S2_EACH of the fit's net change
+BASELINE_SHARE = 0.5  # the window's fitted rise ≥ BASELINE_SHARE of the risk above baseline
+J_MAX_SHARE = 0.8  # J and J2 thresholds capped at J_MAX_SHARE·span/width
+
+# The denominators of the shares, named once: the rule's text names them, :func:`step_statistics` divides by them.
+TOTAL_VARIATION = "Σ|Δ|"  # of the observed series: S and S2 (and M = |net|/Σ|Δ|)
+FIT_CHANGE = "the isotonic fit's net change"  # J, J2 and each step of the two-step window (fitted steps)
+
 _TINY = 1e-12
 _f = stats.finite_or_none
 
@@ -70,7 +87,7 @@ class AbruptThresholds(BaseModel):
     * **trend**: the isotonic (monotone) fit in the direction of net explains ≥ ``trend_r2`` of the variance;
     * **step**: the rise of the step window beats ``step_sd`` times its own sd over the same resamples;
     * **one step** (5th percentile of S ≥ ``s_p05`` and J ≥ j*) **or two adjacent steps** (5th percentile of
-      S2 ≥ ``s2_p05``, J2 ≥ j2*, each step ≥ ``s2_each`` of the total variation);
+      S2 ≥ ``s2_p05``, J2 ≥ j2*, each of the two fitted steps ≥ ``s2_each`` of the isotonic fit's net change);
     * **from baseline**: the window's rise is ≥ ``baseline_share`` of the risk above baseline on its high side
       (isotonic fit): the risk appears, rather than a present risk changing level (Wei et al. 2022: near
       baseline in smaller models, clearly above it in larger ones). For a fall, most of the risk goes.
@@ -81,16 +98,16 @@ class AbruptThresholds(BaseModel):
     or fewer evenly spaced members. ``j_max_share=None`` restores the plain thresholds.
     """
 
-    net_sd: Finite = 3.0
-    trend_r2: Finite = Field(default=0.8, ge=0.0, le=1.0)
-    step_sd: Finite = 3.0
-    s_p05: Finite = 0.5
-    j: Finite = 4.0
-    s2_p05: Finite = 0.65
-    j2: Finite = 2.5
-    s2_each: Finite = 0.25
-    baseline_share: Finite = Field(default=0.5, ge=0.0, le=1.0)
-    j_max_share: Finite | None = Field(default=0.8, gt=0.0, le=1.0)
+    net_sd: Finite = NET_SD
+    trend_r2: Finite = Field(default=TREND_R2, ge=0.0, le=1.0)
+    step_sd: Finite = STEP_SD
+    s_p05: Finite = S_P05
+    j: Finite = J
+    s2_p05: Finite = S2_P05
+    j2: Finite = J2
+    s2_each: Finite = S2_EACH
+    baseline_share: Finite = Field(default=BASELINE_SHARE, ge=0.0, le=1.0)
+    j_max_share: Finite | None = Field(default=J_MAX_SHARE, gt=0.0, le=1.0)
 
     def j_threshold(self, span_over_gap: float | None, two_steps: bool = False) -> float:
         """The effective J (J2) threshold for a window whose width is span/``span_over_gap``."""
@@ -100,13 +117,16 @@ class AbruptThresholds(BaseModel):
         return min(base, self.j_max_share * span_over_gap)
 
     def rule(self) -> str:
+        """The rule in one line, written into every report: these thresholds and the denominators
+        (:data:`TOTAL_VARIATION`, :data:`FIT_CHANGE`) that :func:`step_statistics` divides by."""
         cap = "" if self.j_max_share is None else f" (each capped at {self.j_max_share:g}·span/width)"
         return (
             f"abrupt ⇔ |net| ≥ {self.net_sd:g}·sd(net) and isotonic R² ≥ {self.trend_r2:g} and the step window's rise "
             f"≥ {self.step_sd:g}·its sd (sd over item resamples + model-to-model noise) and ≥ {self.baseline_share:g} "
             f"of the risk above baseline, and either one step (5th pct of S ≥ {self.s_p05:g}, J ≥ {self.j:g}) or two "
-            f"adjacent steps (5th pct of S2 ≥ {self.s2_p05:g}, J2 ≥ {self.j2:g}, each ≥ {self.s2_each:g} of Σ|Δ|)"
-            f"{cap}; S, S2 = shares of Σ|Δ|"
+            f"adjacent steps (5th pct of S2 ≥ {self.s2_p05:g}, J2 ≥ {self.j2:g}, "
+            f"each fitted step ≥ {self.s2_each:g} of {FIT_CHANGE})"
+            f"{cap}; S, S2 = shares of {TOTAL_VARIATION}; J, J2 = shares of {FIT_CHANGE} over shares of the axis"
         )
 
 
