@@ -10,6 +10,8 @@ import pytest
 
 from riskaudit.analysis import abrupt
 from riskaudit.analysis.abrupt import AbruptThresholds, isotonic_fit, step_statistics
+from riskaudit.analysis.family import analyze_series
+from riskaudit.analysis.series import MetricSeries
 
 
 def _two_step_clause(text: str) -> tuple[float, str]:
@@ -55,3 +57,38 @@ def test_rule_text_is_generated_from_the_thresholds() -> None:
         baseline_share=abrupt.BASELINE_SHARE,
         j_max_share=abrupt.J_MAX_SHARE,
     ).rule()
+
+
+def _series(values: list[float], reps: np.ndarray) -> MetricSeries:
+    n = len(values)
+    params = [10.0 ** (7 + i) for i in range(n)]
+    return MetricSeries(
+        family="f",
+        metric="m",
+        members=[f"m{i}" for i in range(n)],
+        params=params,
+        tokens=[1e9] * n,
+        flops=[6.0 * p * 1e9 for p in params],
+        values=values,
+        replicates=reps.tolist(),
+    )
+
+
+def test_emergence_agreement_finds_each_resample_step_the_way_the_point_estimate_does() -> None:
+    # a dip right after the first rise: the largest RAW step is the first (0 → .6), but the isotonic fit
+    # (0, .4, .4, .5, 1) pools the dip away and puts the largest step last (.5 → 1): that is k*
+    y = np.array([0.0, 0.6, 0.2, 0.5, 1.0])
+    reps = y[None, :] + np.random.default_rng(0).normal(0.0, 0.01, (500, y.size))
+    a = analyze_series(_series(y.tolist(), reps))
+    assert a.abruptness.window == 1 and a.abruptness.k_star == 3
+    assert a.emergence.pair == ["m3", "m4"]
+    # every resample's fitted largest step is the same pair (the raw largest step would be m0 → m1)
+    assert a.emergence.agreement is not None and a.emergence.agreement > 0.95
+
+
+def test_rowwise_isotonic_fit_matches_scipy() -> None:
+    rng = np.random.default_rng(1)
+    m = np.cumsum(rng.normal(0.1, 1.0, (300, 7)), axis=1)
+    fits = abrupt.isotonic_rows(m)
+    for row, fit in zip(m, fits, strict=True):
+        assert fit == pytest.approx(isotonic_fit(row, increasing=True)[0], abs=1e-12)
