@@ -45,18 +45,21 @@ def test_rule_text_is_generated_from_the_thresholds() -> None:
     text = th.rule()
     assert _two_step_clause(text)[0] == 0.3
     assert "|net| ≥ 2.5·sd(net)" in text and "J ≥ 5" in text and "capped" not in text
-    assert AbruptThresholds().rule() == AbruptThresholds(
-        net_sd=abrupt.NET_SD,
-        trend_r2=abrupt.TREND_R2,
-        step_sd=abrupt.STEP_SD,
-        s_p05=abrupt.S_P05,
-        j=abrupt.J,
-        s2_p05=abrupt.S2_P05,
-        j2=abrupt.J2,
-        s2_each=abrupt.S2_EACH,
-        baseline_share=abrupt.BASELINE_SHARE,
-        j_max_share=abrupt.J_MAX_SHARE,
-    ).rule()
+    assert (
+        AbruptThresholds().rule()
+        == AbruptThresholds(
+            net_sd=abrupt.NET_SD,
+            trend_r2=abrupt.TREND_R2,
+            step_sd=abrupt.STEP_SD,
+            s_p05=abrupt.S_P05,
+            j=abrupt.J,
+            s2_p05=abrupt.S2_P05,
+            j2=abrupt.J2,
+            s2_each=abrupt.S2_EACH,
+            baseline_share=abrupt.BASELINE_SHARE,
+            j_max_share=abrupt.J_MAX_SHARE,
+        ).rule()
+    )
 
 
 def _series(values: list[float], reps: np.ndarray) -> MetricSeries:

@@ -46,7 +46,10 @@ def series(
     flops: Sequence[float | None] | None = None,
     params: Sequence[float | None] | None = None,
     k: int = 8,
+    rate: bool | None = None,
 ) -> MetricSeries:
+    """A simulated series; it is a declared proportion (``rate``) when discrete or given item counts, as the
+    simulated binomial proportions are."""
     params_l = list(params) if params is not None else [float(p) for p in PYTHIA_PARAMS[:k]]
     return MetricSeries.model_validate(
         {
@@ -65,6 +68,7 @@ def series(
             "companion": companion,
             "direction": direction,
             "baseline": baseline,
+            "rate": (kind == "discrete" or n_items is not None) if rate is None else rate,
         }
     )
 

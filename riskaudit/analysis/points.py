@@ -2,7 +2,7 @@
 
 The CSV (``riskaudit analyze POINTS.csv``) has one row per (family, member, metric)::
 
-    family,member,params,tokens,metric,value[,flops,n,ci_low,ci_high,baseline,kind,companion,direction,probe]
+    family,member,params,tokens,metric,value[,flops,n,ci_low,ci_high,baseline,kind,companion,direction,probe,proportion]
 
 * ``params``, ``tokens``, ``flops``: numbers, optionally with a K/M/B/T suffix ("70M", "300B"); ``tokens``
   may be empty or NA (unknown); ``flops`` overrides 6·params·tokens (Kaplan et al. 2020).
@@ -10,6 +10,9 @@ The CSV (``riskaudit analyze POINTS.csv``) has one row per (family, member, metr
 * ``n``: items behind a proportion (the analysis then draws binomial resamples); ``ci_low``/``ci_high``:
   a 95% CI (normal resamples with sd = width / 3.92). Without either there are no resamples: slope CIs
   come from the OLS standard error and abruptness cannot be tested.
+* ``proportion`` (``yes``/``no``, also ``true``/``false``/``1``/``0``): whether the metric is a plain
+  proportion of independent items, analysed as a rate (logit slope and logit prediction fit). Empty: a
+  metric is a proportion when the file gives its ``n``; never inferred from the values or the kind.
 * ``baseline`` (default 0), ``kind`` (``discrete``/``continuous``; default ``discrete`` when a companion is
   named, else ``continuous``), ``companion`` (a continuous metric of the same family in the file),
   ``direction`` (``higher_is_riskier`` default, ``lower_is_riskier``, ``two_sided``), ``probe`` (a label).
@@ -50,6 +53,7 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "companion",
     "direction",
     "probe",
+    "proportion",
 )
 _NA = frozenset({"", "na", "n/a", "nan", "none", "null"})
 _DIRECTIONS: tuple[str, ...] = get_args(Direction)
@@ -108,6 +112,19 @@ def _quantity(column: str, text: str, *, allow_na: bool, minimum: float, strict:
     return v
 
 
+_YES = frozenset({"yes", "true", "1"})
+_NO = frozenset({"no", "false", "0"})
+
+
+def _yes_no(column: str, text: str) -> bool | None:
+    """``yes``/``true``/``1`` → True, ``no``/``false``/``0`` → False, empty → None."""
+    t = text.strip().lower()
+    if not t:
+        return None
+    if t in _YES or t in _NO:
+        return t in _YES
+    raise _RowError(column, f"{text.strip()!r} must be yes or no")
+
 @dataclass(frozen=True)
 class _Attrs:
     """Per-metric columns: must agree on every row of the metric."""
@@ -117,6 +134,7 @@ class _Attrs:
     baseline: float
     companion: str | None
     probe: str | None
+    proportion: bool | None  # None: not given (a proportion when n is given)
 
 
 @dataclass
@@ -242,6 +260,7 @@ def read_points_csv(path: str | Path) -> list[MetricSeries]:
                 ci_high=mr.ci_high if has_ci else None,
                 n_items=mr.n if has_n else None,
                 kind=mr.attrs.kind,
+                rate=mr.attrs.proportion if mr.attrs.proportion is not None else has_n,
                 direction=mr.attrs.direction,
                 baseline=mr.attrs.baseline,
                 companion=mr.attrs.companion,
@@ -276,6 +295,9 @@ def _read_row(
         "flops": _quantity("flops", rec.get("flops", ""), allow_na=True, minimum=0.0, strict=True),
     }
     value = _number("value", rec["value"], allow_na=True)
+    proportion = _yes_no("proportion", rec.get("proportion", ""))
+    if proportion and value is not None and not 0.0 <= value <= 1.0:
+        raise _RowError("value", f"{value:g} is not a proportion in [0, 1], but the proportion column says it is one")
     n_raw = _text(rec, "n", required=False)
     n: int | None = None
     if n_raw is not None and n_raw.lower() not in _NA:
@@ -285,7 +307,7 @@ def _read_row(
             raise _RowError("n", f"{n_raw!r} is not a whole number of items") from None
         if n < 1:
             raise _RowError("n", f"{n_raw!r} must be ≥ 1")
-        if value is not None and not 0.0 <= value <= 1.0:
+        if proportion is None and value is not None and not 0.0 <= value <= 1.0:
             raise _RowError("value", f"{value:g} is not a proportion in [0, 1], but n is given")
     lo = _number("ci_low", rec.get("ci_low", ""), allow_na=True)
     hi = _number("ci_high", rec.get("ci_high", ""), allow_na=True)
@@ -307,6 +329,7 @@ def _read_row(
         baseline=0.0 if baseline is None else baseline,
         companion=companion,
         probe=_text(rec, "probe", required=False),
+        proportion=proportion,
     )
 
     prev = scale.get((fam, member))

@@ -116,9 +116,9 @@ def prepare_series(series: MetricSeries, config: AnalysisConfig) -> PreparedSeri
     raw = np.asarray([series.values[i] for i in idx], dtype=np.float64)
 
     in_unit = bool(raw.size) and bool(np.all((raw >= 0) & (raw <= 1)))
-    has_n = series.n_items is not None and any(series.n_items[i] for i in idx)
-    rate = series.rate if series.rate is not None else (series.kind == "discrete" or has_n)
-    rate = bool(rate and in_unit and series.direction != "two_sided")
+    if series.rate and not in_unit and raw.size:
+        notes.append("declared a proportion, but some value lies outside [0, 1]: analysed on the linear scale only")
+    rate = series.rate and in_unit and series.direction != "two_sided"
     offset = 1.0 if rate else 0.0
     b_raw = np.asarray(
         [

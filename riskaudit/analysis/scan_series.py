@@ -102,7 +102,7 @@ def series_from_scan(
                     notes.append("item counts differ across members: the replicates are not truly paired")
             elif any(rep_lists[k] for k in with_value):
                 notes.append("paired replicates missing for some member: resamples drawn from the CIs instead")
-            discrete = proto.kind == "discrete"
+            rate = _declared_rate(sub, proto.kind)
             baselines = [c.baseline for c in sub]
             distinct = {b for b in baselines if b is not None}
             out.append(
@@ -117,9 +117,10 @@ def series_from_scan(
                     values=values,
                     ci_low=[c.ci_low for c in sub],
                     ci_high=[c.ci_high for c in sub],
-                    n_items=[c.n_items for c in sub] if discrete else None,
+                    n_items=[c.n_items for c in sub] if rate else None,
                     replicates=rep_matrix,
                     kind=proto.kind,
+                    rate=rate,
                     direction=proto.direction,
                     baseline=proto.baseline,
                     baselines=baselines if len(distinct) > 1 else None,
@@ -144,6 +145,7 @@ class _Col:
     n_items: int | None = None
     baseline: float | None = None
     reps: Sequence[float | None] | None = None
+    proportion: bool | None = None  # MetricResult.proportion
 
     def item_var(self) -> float | None:
         """The item-resampling variance of the value: from the replicates, else from a 95% CI."""
@@ -168,8 +170,20 @@ def _column(per_member: ProbeMetrics, reps: ProbeReplicates, probe: str, name: s
         n_items=r.n_items,
         baseline=r.baseline,
         reps=reps.get(probe, {}).get(name),
+        proportion=r.proportion,
     )
 
+
+def _declared_rate(cols: Sequence[_Col], kind: str) -> bool:
+    """Whether the metric is a proportion, as its results declare (``MetricResult.proportion``). A result
+    written before riskaudit declared it (None) falls back to the rule of those versions: a discrete metric
+    whose every value lies in [0, 1] is a proportion (and the analysis requires a one-sided direction)."""
+    flags = [
+        c.proportion if c.proportion is not None else (kind == "discrete" and 0.0 <= c.value <= 1.0)
+        for c in cols
+        if c.value is not None
+    ]
+    return bool(flags) and all(flags)
 
 def _collapse_replicates(
     pts: Sequence[MemberPoint], cols: Sequence[_Col]
@@ -211,6 +225,7 @@ def _collapse_replicates(
             _Col(
                 value=float(vals.mean()),
                 n_items=cols[have[0]].n_items,
+                proportion=cols[have[0]].proportion,
                 baseline=cols[have[0]].baseline,
                 reps=mean_reps,
             )

@@ -71,7 +71,8 @@ class MetricSeries(BaseModel):
 
     Lists are per member. ``replicates`` (B rows × n members) are PAIRED bootstrap replicates: row b of
     every member comes from the same resampled items. Without them the analysis draws parametric resamples
-    from ``n_items`` (binomial, for a proportion) or from the CI (normal).
+    from ``n_items`` (binomial, for a proportion) or from the CI (normal). ``rate`` says the metric is a
+    proportion; the analysis never infers it from the values.
     """
 
     family: str
@@ -92,7 +93,7 @@ class MetricSeries(BaseModel):
     companion: str | None = None  # for a discrete metric: the name of its continuous companion
     axis: SeriesAxis = "members"
     checkpoint_of: str | None = None  # for axis "checkpoints": the member whose checkpoints these are
-    rate: bool | None = None  # a proportion in [0, 1] (logit slope); None: inferred
+    rate: bool = False  # a declared proportion in [0, 1]: logit slope and fit, 1 − y orientation (never inferred)
     baselines: list[float | None] | None = None  # per member (overrides ``baseline`` where given)
     n_seeds: list[int] | None = None  # per member: seed replicates averaged into this point (default 1)
     noise_estimates: list[NoiseEstimate] = []  # model-to-model noise measured outside the series

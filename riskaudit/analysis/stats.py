@@ -289,8 +289,10 @@ class MetricCollector:
         kind: MetricKind = "continuous",
         companion: str | None = None,
         undefined_reason: str = "",
+        proportion: bool = False,
     ) -> None:
-        """Record one metric; ``value`` None (or non-finite) means undefined and gets a note."""
+        """Record one metric; ``value`` None (or non-finite) means undefined and gets a note. ``proportion``:
+        the value is a plain proportion of ``n_items`` independent items (see ``MetricResult.proportion``)."""
         if name in self.replicates:
             raise ValueError(f"metric {name!r} added twice")
         if kind == "discrete" and companion is None:
@@ -317,6 +319,7 @@ class MetricCollector:
                 kind=kind,
                 companion=companion,
                 description=description,
+                proportion=proportion,
             )
         )
 

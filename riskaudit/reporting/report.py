@@ -30,8 +30,9 @@ from riskaudit.reporting.outputs import write_together
 
 # 1.1.0: members[].batch_halvings. 1.2.0: verdict "no consistent trend", noise floor, two-step windows, per-member
 # baselines, the replicates file, the family's scale order. 1.3.0: run.execution (executor, nodes), members[].placement,
-# members[].dtype / device / device_map (all additive)
-SCHEMA_VERSION = "1.3.0"
+# members[].dtype / device / device_map (all additive). 1.4.0: metrics[].proportion (additive; absent = written
+# before it was declared)
+SCHEMA_VERSION = "1.4.0"
 REPORT_KIND = "riskaudit.scan"
 
 
