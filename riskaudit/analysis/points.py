@@ -7,9 +7,9 @@ The CSV (``riskaudit analyze POINTS.csv``) has one row per (family, member, metr
 * ``params``, ``tokens``, ``flops``: numbers, optionally with a K/M/B/T suffix ("70M", "300B"); ``tokens``
   may be empty or NA (unknown); ``flops`` overrides 6·params·tokens (Kaplan et al. 2020).
 * ``value``: the metric; empty/NA/nan = not measured for that member.
-* ``n``: items behind a proportion (the analysis then draws binomial resamples); ``ci_low``/``ci_high``:
-  a 95% CI (normal resamples with sd = width / 3.92). Without either there are no resamples: slope CIs
-  come from the OLS standard error and abruptness cannot be tested.
+* ``n``: items behind a proportion (without a CI the analysis then draws binomial resamples);
+  ``ci_low``/``ci_high``: a 95% CI (normal resamples with sd = width / 3.92; a CI wins over ``n``). Without
+  either there are no resamples: slope CIs come from the OLS standard error and abruptness cannot be tested.
 * ``proportion`` (``yes``/``no``, also ``true``/``false``/``1``/``0``): whether the metric is a plain
   proportion of independent items, analysed as a rate (logit slope and logit prediction fit). Empty: a
   metric is a proportion when the file gives its ``n``; never inferred from the values or the kind.

@@ -2,8 +2,9 @@
 larger = riskier, and the resamples every interval and test reads.
 
 Resamples have shape (B, n): paired item-bootstrap replicates (the same resampled items for every member)
-when the scan provides them; otherwise parametric draws per member (binomial from the item count of a
-proportion, normal from a CI), independent across members, which is conservative for differences. On top
+when the scan provides them; otherwise parametric draws per member (normal from the member's CI; binomial
+from the item count of a declared proportion without a CI), independent across members, which is
+conservative for differences. On top
 of the item resamples come draws of the model-to-model noise floor (:func:`noise_floor`).
 """
 
@@ -229,7 +230,10 @@ def noise_floor(y: FloatArray, item_reps: FloatArray | None, series: MetricSerie
 def _parametric(
     series: MetricSeries, idx: list[int], raw: FloatArray, config: AnalysisConfig
 ) -> tuple[FloatArray | None, ResampleMethod, int]:
-    """Independent per-member draws: binomial from n_items (proportions), else normal with sd from the CI."""
+    """Independent per-member draws with the spread the data gives: normal with sd from the member's CI when
+    it has one; else, for a declared proportion of ``n_items`` independent items, binomial. A metric that is
+    not a declared proportion (a correlation or gap resampled over occupations) never gets a binomial spread:
+    its item count says nothing of it."""
     rng = np.random.default_rng(_stream_seed(config.seed, series))
     B = config.n_resamples
     out = np.empty((B, len(idx)), dtype=np.float64)
@@ -239,13 +243,13 @@ def _parametric(
         v = float(raw[j])
         cl = series.ci_low[i] if series.ci_low is not None else None
         ch = series.ci_high[i] if series.ci_high is not None else None
-        if n is not None and n > 0 and 0.0 <= v <= 1.0:
-            out[:, j] = rng.binomial(n, v, size=B) / n
-            used.add("binomial")
-        elif cl is not None and ch is not None and math.isfinite(cl) and math.isfinite(ch) and ch >= cl:
+        if cl is not None and ch is not None and math.isfinite(cl) and math.isfinite(ch) and ch >= cl:
             sd = (ch - cl) / (2.0 * stats.z_quantile(config.alpha))
             out[:, j] = rng.normal(v, sd, size=B) if sd > 0 else v
             used.add("normal from CI")
+        elif series.rate and n is not None and n > 0 and 0.0 <= v <= 1.0:
+            out[:, j] = rng.binomial(n, v, size=B) / n
+            used.add("binomial")
         else:
             return None, "none", 0
     method: ResampleMethod = (
