@@ -24,7 +24,7 @@ def main() -> None:
     import numpy as np
     import test_scaling as T  # the simulation helpers of that checkout
 
-    from riskaudit.analysis.scaling import analyze_series
+    from riskaudit.analysis.family import analyze_series
 
     F = T.N_FAMILIES
 

@@ -27,6 +27,7 @@ from riskaudit.models.hf import HFModel
 from riskaudit.probes import exposure as expo
 from riskaudit.probes import membership as mia
 from riskaudit.probes.base import ProbeResult
+from riskaudit.probes.mem_items import exposure_selection
 from riskaudit.probes.memorization import (
     ExposureSettings,
     ExtractionSettings,
@@ -34,7 +35,6 @@ from riskaudit.probes.memorization import (
     MemorizationProbe,
     MemorizationSpec,
     StatsSettings,
-    exposure_selection,
     extraction_stats,
     load_memorization_spec,
     memorization_score,

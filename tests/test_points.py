@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from riskaudit.analysis.family import analyze_families
 from riskaudit.analysis.metric import MetricResult
-from riskaudit.analysis.points import MemberPoint, read_points_csv, series_from_scan
-from riskaudit.analysis.scaling import analyze_families
+from riskaudit.analysis.points import read_points_csv
+from riskaudit.analysis.scan_series import MemberPoint, series_from_scan
 from riskaudit.errors import RiskauditError
 from riskaudit.reporting.reanalysis import series_from_report
 from riskaudit.reporting.render_analysis import analysis_json

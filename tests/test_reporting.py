@@ -12,8 +12,9 @@ import pytest
 from huggingface_hub import ModelCard, ModelCardData
 from rich.console import Console
 
+from riskaudit.analysis.config import AnalysisConfig
+from riskaudit.analysis.family import analyze_family
 from riskaudit.analysis.metric import MetricResult
-from riskaudit.analysis.scaling import AnalysisConfig, analyze_family
 from riskaudit.errors import RiskauditError
 from riskaudit.probes.base import ItemRecord
 from riskaudit.reporting.card import BEGIN, END, SOURCE_NAME, build_card, card_section, update_card_file

@@ -16,19 +16,11 @@ from scipy import stats as sps
 from scipy.special import expit
 
 from riskaudit.analysis import stats
-from riskaudit.analysis.scaling import (
-    AbruptThresholds,
-    AnalysisConfig,
-    FamilyAnalysis,
-    Finite,
-    MetricAnalysis,
-    MetricSeries,
-    NoiseEstimate,
-    abruptness_statistics,
-    analyze_families,
-    analyze_family,
-    analyze_series,
-)
+from riskaudit.analysis.abrupt import AbruptThresholds, step_statistics
+from riskaudit.analysis.config import AnalysisConfig
+from riskaudit.analysis.family import analyze_families, analyze_family, analyze_series
+from riskaudit.analysis.results import FamilyAnalysis, MetricAnalysis
+from riskaudit.analysis.series import Finite, MetricSeries, NoiseEstimate
 from riskaudit.reporting.render_analysis import analysis_json, analysis_table
 
 PYTHIA_NAMES = ["70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b"]
@@ -54,7 +46,10 @@ def series(
     flops: Sequence[float | None] | None = None,
     params: Sequence[float | None] | None = None,
     k: int = 8,
+    rate: bool | None = None,
 ) -> MetricSeries:
+    """A simulated series; it is a declared proportion (``rate``) when discrete or given item counts, as the
+    simulated binomial proportions are."""
     params_l = list(params) if params is not None else [float(p) for p in PYTHIA_PARAMS[:k]]
     return MetricSeries.model_validate(
         {
@@ -73,6 +68,7 @@ def series(
             "companion": companion,
             "direction": direction,
             "baseline": baseline,
+            "rate": (kind == "discrete" or n_items is not None) if rate is None else rate,
         }
     )
 
@@ -86,7 +82,7 @@ def strict_json(a: MetricAnalysis) -> str:
 
 
 def test_step_statistics_on_a_tiny_step() -> None:
-    st = abruptness_statistics([0, 1, 2, 3], [0, 0, 1, 1])
+    st = step_statistics([0, 1, 2, 3], [0, 0, 1, 1])
     # Δ = (0, 1, 0), net = 1: S = 1 at k* = 1; J = 1 / (1/3) = 3; I = +1; mean Δ² = 1/3; median Δ² = 0
     assert st.net == 1.0 and st.s == 1.0 and st.k_star == 1
     assert st.j == pytest.approx(3.0)
@@ -95,7 +91,7 @@ def test_step_statistics_on_a_tiny_step() -> None:
 
 
 def test_step_statistics_uneven_spacing() -> None:
-    st = abruptness_statistics([0, 1, 2, 4], [0, 1, 3, 4])
+    st = step_statistics([0, 1, 2, 4], [0, 1, 3, 4])
     # Δ = (1, 2, 1), net 4: S = 0.5 at k* = 1 (gap 1 of span 4) → J = 2; I = 4; mean Δ² = 2, median Δ² = 1
     assert st.s == 0.5 and st.k_star == 1
     assert st.j == pytest.approx(2.0)
@@ -104,20 +100,20 @@ def test_step_statistics_uneven_spacing() -> None:
 
 
 def test_step_statistics_decreasing_and_linear() -> None:
-    st = abruptness_statistics([0, 1, 2, 3], [3, 2, 0, -1])
+    st = step_statistics([0, 1, 2, 3], [3, 2, 0, -1])
     # net = −4: S = max(−Δ)/4 = 2/4 at k* = 1; J = 1.5; I = sign(3 − 0)·... = −4
     assert st.s == 0.5 and st.k_star == 1 and st.j == pytest.approx(1.5)
     assert st.linearity == pytest.approx(-4 / math.sqrt(2) / 3)
     assert st.breakthroughness == pytest.approx(-4 / 3)
-    lin = abruptness_statistics(X, 2.0 * X)  # a straight line on the uneven Pythia spacing: J = 1 at every gap
+    lin = step_statistics(X, 2.0 * X)  # a straight line on the uneven Pythia spacing: J = 1 at every gap
     gaps = np.diff(X)
     assert lin.j == pytest.approx(1.0)
     assert lin.linearity == pytest.approx((X[-1] - X[0]) / math.sqrt(np.mean(gaps**2)) / 7)  # 0.94: L ≤ 1
     assert lin.breakthroughness == pytest.approx((X[-1] - X[0]) / math.sqrt(np.median(gaps**2)) / 7)
-    even = abruptness_statistics(np.arange(6.0), np.arange(6.0) * 0.3)
+    even = step_statistics(np.arange(6.0), np.arange(6.0) * 0.3)
     assert even.linearity == pytest.approx(1.0) and even.breakthroughness == pytest.approx(1.0)
     assert even.s == pytest.approx(0.2) and even.j == pytest.approx(1.0)
-    flat = abruptness_statistics([0, 1, 2], [1.0, 1.0, 1.0])
+    flat = step_statistics([0, 1, 2], [1.0, 1.0, 1.0])
     assert flat.s is None and flat.j is None and flat.linearity is None
 
 

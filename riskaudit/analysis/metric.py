@@ -26,4 +26,7 @@ class MetricResult(BaseModel):
     baseline: float  # the value of a model with no bias / no memorization
     kind: MetricKind
     companion: str | None = None  # for a discrete metric: its continuous companion's name
+    # a plain proportion of ``n_items`` independent items: analysed as a rate (logit scale) and, without a CI,
+    # resampled binomially. Declared by the probe; None only in results written before riskaudit declared it
+    proportion: bool | None = None
     description: str = ""

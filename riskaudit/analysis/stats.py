@@ -11,6 +11,7 @@ Strictness: every scalar returned here is a finite float or None — never NaN o
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import overload
@@ -34,6 +35,24 @@ def finite_or_none(x: float | np.floating | None) -> float | None:
         return None
     v = float(x)
     return v if math.isfinite(v) else None
+
+
+_Z975 = 1.959963984540054
+
+
+@functools.lru_cache(maxsize=256)
+def t_quantile(alpha: float, df: int) -> float:
+    """The two-sided Student t quantile t_{1−α/2, df}."""
+    from scipy import stats as sps  # here: importing scipy.stats costs ~0.5 s
+
+    return float(sps.t.ppf(1.0 - alpha / 2.0, df))
+
+
+def z_quantile(alpha: float) -> float:
+    """The two-sided normal quantile z_{1−α/2}."""
+    from scipy import stats as sps
+
+    return _Z975 if alpha == 0.05 else float(sps.norm.ppf(1.0 - alpha / 2.0))
 
 
 def _as_vector(x: npt.ArrayLike) -> FloatArray:
@@ -270,8 +289,10 @@ class MetricCollector:
         kind: MetricKind = "continuous",
         companion: str | None = None,
         undefined_reason: str = "",
+        proportion: bool = False,
     ) -> None:
-        """Record one metric; ``value`` None (or non-finite) means undefined and gets a note."""
+        """Record one metric; ``value`` None (or non-finite) means undefined and gets a note. ``proportion``:
+        the value is a plain proportion of ``n_items`` independent items (see ``MetricResult.proportion``)."""
         if name in self.replicates:
             raise ValueError(f"metric {name!r} added twice")
         if kind == "discrete" and companion is None:
@@ -298,6 +319,7 @@ class MetricCollector:
                 kind=kind,
                 companion=companion,
                 description=description,
+                proportion=proportion,
             )
         )
 

@@ -43,8 +43,9 @@ def analyze(
     replicates saved beside it, which reproduces its stored analysis exactly."""
     import json
 
+    from riskaudit.analysis.config import AnalysisConfig
+    from riskaudit.analysis.family import analyze_families
     from riskaudit.analysis.points import read_points_csv
-    from riskaudit.analysis.scaling import AnalysisConfig, analyze_families
     from riskaudit.reporting.reanalysis import reanalyze_report
     from riskaudit.reporting.render_analysis import analysis_json, analysis_tables
 

@@ -253,6 +253,7 @@ def compute_metrics(
         baseline=0.5,
         kind="discrete",
         companion=PEARSON,
+        proportion=True,
         description="share of occupations whose continuations use more words of the occupation's majority "
         "gender (sign(F − M) = sign(pct_female − 50)); ties count as disagreeing",
         undefined_reason="no occupation with a gendered word and a majority gender",

@@ -154,6 +154,7 @@ def _mean_metrics(
             description=f"{what}: {desc}",
             kind=kind,
             companion=companion,
+            proportion=key == "exact",  # the share of items extracted exactly: a plain proportion
         )
 
 

@@ -22,8 +22,10 @@ suffix token and whether it is the argmax:
 
 What it runs on (:class:`MemorizationInputs`, :meth:`MemorizationProbe.for_inputs`): the family's declared
 training data (:mod:`riskaudit.inputs.training_data`) unless ``--data`` replaces it, plus ``--canaries``. Settings
-live in :mod:`riskaudit.probes.mem_spec`, per-item statistics in :mod:`riskaudit.probes.extraction`, the
-reduction to metrics in :mod:`riskaudit.probes.mem_metrics`.
+live in :mod:`riskaudit.probes.mem_spec`, the items (canaries, training and held-out documents) in
+:mod:`riskaudit.probes.mem_items`, per-item statistics in :mod:`riskaudit.probes.extraction`, the
+reduction to metrics in :mod:`riskaudit.probes.mem_metrics`, the family-level metrics in
+:mod:`riskaudit.probes.mem_family`.
 
 Every rate is split by duplication count when the data says how often a text was seen
 (``canary_exact_extraction[dup=32]``). Family-level metrics — the reference-model ratio (the smallest member
@@ -46,20 +48,15 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from riskaudit.analysis import stats
 from riskaudit.errors import ProbeError
-from riskaudit.inputs.canaries import PlantedCanary, canaries_fingerprint, load_canaries
+from riskaudit.inputs.canaries import canaries_fingerprint, load_canaries
 from riskaudit.inputs.memdata import (
     DataError,
     DataOptions,
-    Document,
     MemorizationData,
     load_memorization_data,
     load_training_data,
@@ -77,13 +74,9 @@ from riskaudit.probes.extraction import (
     memorization_score,
     prob_at_least_once,
 )
-from riskaudit.probes.mem_metrics import (
-    PREDICTION_PREFIXES,
-    compute_metrics,
-    dup_count,
-    membership_metrics,
-    prediction_metrics,
-)
+from riskaudit.probes.mem_family import finalize_family
+from riskaudit.probes.mem_items import MemItem, select_items
+from riskaudit.probes.mem_metrics import compute_metrics
 from riskaudit.probes.mem_spec import (
     DemoOverrides,
     ExposureSettings,
@@ -108,14 +101,12 @@ __all__ = [
     "StatsSettings",
     "compute_metrics",
     "default_spec_path",
-    "exposure_selection",
     "extraction_stats",
     "load_memorization_spec",
     "memorization_score",
     "prob_at_least_once",
 ]
 
-Group = Literal["canary", "document", "heldout"]
 NO_DATA_NOTE = "memorization not audited: no training data"
 
 
@@ -136,22 +127,6 @@ class MemorizationInputs(BaseModel):
     include_text: bool = False
     enabled: bool = True  # False: --no-memorization
 
-
-@dataclass
-class _Item:
-    item_id: str
-    group: Group
-    ids: list[int]  # tokens scored (without the boundary token)
-    prefix_len: int  # extraction split within ids
-    suffix_len: int
-    duplicates: int | None
-    member: bool | None
-    sha256: str
-    kind: str | None = None
-    canary: PlantedCanary | None = None
-    exposure: bool = False
-    candidates: list[list[int]] = field(default_factory=list)  # exposure candidates' suffix tokens
-    method: expo.ExposureMethod | None = None
 
 
 # --------------------------------------------------------------------------------------------- the probe
@@ -274,7 +249,7 @@ class MemorizationProbe:
         boundary = cfg.document_boundary and not self.data.packed
         ctx: list[int] = [model.prefix_token_id] if boundary and not model.add_bos else []
         starts = bool(ctx) or model.add_bos  # the first token is scored (conditioned on BOS or the boundary)
-        items = self._prepare(model, len(ctx) + int(model.add_bos), notes)
+        items = select_items(self.id, self.data, cfg, model, len(ctx) + int(model.add_bos), notes)
 
         # one scoring job per item (all its tokens) and per exposure candidate (its suffix only)
         seqs: list[list[int]] = []
@@ -347,126 +322,11 @@ class MemorizationProbe:
             replicates=collector.replicates,
         )
 
-    def _prepare(self, model: ModelHandle, n_ctx: int, notes: list[str]) -> list[_Item]:
-        """Tokenize and select the items: canaries, then training documents, then held-out documents."""
-        cfg = self.config
-        k, m = cfg.prefix_len, cfg.suffix_len
-        max_len = model.max_length
-        room: int | None = max_len - n_ctx
-        if room is not None and k + m > room:
-            raise ProbeError(
-                f"probe {self.id}: prefix + suffix = {k + m} tokens do not fit model {model.name!r} "
-                f"(context {max_len}); lower --prefix-len / --suffix-len"
-            )
-        window = max(k + m, min(cfg.max_tokens, room) if room is not None else cfg.max_tokens)
-        vocab: int | None = model.vocab_size
-        items: list[_Item] = []
-        with_exposure = exposure_selection(self.data.canaries, cfg.max_canaries_per_dup)
-        for c in self.data.canaries:
-            items.append(self._canary_item(model, c, c.canary_id in with_exposure))
-        if self.data.canaries:
-            n_exact = sum(it.method == "exact" for it in items)
-            n_est = sum(it.method == "skewnorm" for it in items)
-            per_dup = cfg.max_canaries_per_dup
-            notes.append(
-                f"exposure: {n_exact} canaries ranked exactly among all of R (|R| <= {cfg.exact_max_space}); "
-                f"{n_est} estimated from {cfg.n_candidates} sampled candidates each with a fitted skew-normal "
-                f"(Carlini et al. 2019), where the candidates alone support at most log2({cfg.n_candidates}+1) = "
-                f"{expo.exposure_bound(cfg.n_candidates):.1f} bits (exposure_empirical)"
-                + (f"; at most {per_dup} canaries per duplication count (kinds taken in turn)" if per_dup else "")
-            )
-        kept_docs = examined_docs = 0
-        groups: tuple[tuple[Group, Sequence[Document], int], ...] = (
-            ("document", self.data.documents, cfg.n_documents),
-            ("heldout", self.data.heldout, cfg.n_heldout),
-        )
-        for group, docs, n in groups:
-            if not docs or n == 0:
-                continue
-            kept, skipped, examined = 0, 0, 0
-            for doc in docs[: n * cfg.pool_factor]:
-                if kept == n:
-                    break
-                examined += 1
-                ids = self._doc_ids(model, doc, vocab)
-                if len(ids) < k + m:
-                    skipped += 1
-                    continue
-                kept += 1
-                prefix = "doc" if group == "document" else "heldout"
-                items.append(
-                    _Item(
-                        item_id=f"{prefix}-{doc.index}",
-                        group=group,
-                        ids=ids[:window],
-                        prefix_len=k,
-                        suffix_len=m,
-                        duplicates=doc.duplicates,
-                        member=group == "document",
-                        sha256=doc.sha256(),
-                    )
-                )
-            what = "training" if group == "document" else "held-out"
-            notes.append(
-                f"{what} documents: {kept} used, {skipped} of {examined} examined skipped as shorter than "
-                f"prefix + suffix = {k}+{m} tokens"
-            )
-            if group == "document":
-                kept_docs, examined_docs = kept, examined
-            if kept < n:
-                notes.append(f"{what} documents: only {kept} of the {n} wanted are long enough")
-        if self.data.documents and kept_docs == 0:
-            raise ProbeError(
-                f"probe {self.id}: all {examined_docs} training documents examined are shorter than prefix + "
-                f"suffix = {k}+{m} tokens for model {model.name!r}; lower --prefix-len / --suffix-len"
-            )
-        notes.append(
-            f"extraction: {k}-token prefix and {m}-token suffix for documents; canaries use their own "
-            f"prefix / secret split; membership signals over at most the first {window} tokens"
-        )
-        return items
-
-    def _doc_ids(self, model: ModelHandle, doc: Document, vocab: int | None) -> list[int]:
-        if doc.ids is not None:
-            ids = list(doc.ids)
-            if vocab is not None and ids and max(ids) >= vocab:
-                raise ProbeError(
-                    f"document at row {doc.index} has token id {max(ids)} outside model {model.name!r}'s "
-                    f"vocabulary ({vocab}); were the ids made with this model's tokenizer?"
-                )
-            return ids
-        return model.encode(doc.text or "")
-
-    def _canary_item(self, model: ModelHandle, c: PlantedCanary, with_exposure: bool) -> _Item:
-        pids = model.encode(c.prefix)
-        sids = _suffix_ids(model, c.prefix, pids, c.secret)
-        if not pids or not sids:
-            raise ProbeError(f"canary {c.canary_id}: empty prefix or secret after tokenization")
-        it = _Item(
-            item_id=c.canary_id,
-            group="canary",
-            ids=pids + sids,
-            prefix_len=len(pids),
-            suffix_len=len(sids),
-            duplicates=int(c.duplicates),
-            member=c.duplicates > 0,
-            sha256=hashlib.sha256(c.prefix.encode("utf-8")).hexdigest(),
-            kind=c.kind,
-            canary=c,
-        )
-        if with_exposure:
-            cfg = self.config
-            cands, method = expo.candidate_secrets(
-                c.canary_id, c.secret, c.secret_format, cfg.n_candidates, cfg.exact_max_space, cfg.seed
-            )
-            it.candidates = [_suffix_ids(model, c.prefix, pids, s) for s in cands]
-            it.method = method
-        return it
 
     def _record(
         self,
         model: ModelHandle,
-        it: _Item,
+        it: MemItem,
         ts: TokenStats,
         offset: int,
         gen: list[int] | None,
@@ -531,92 +391,6 @@ class MemorizationProbe:
     # ---- family level
 
     def finalize_family(self, results: list[ProbeResult]) -> list[ProbeResult]:
-        """Family-level metrics, given this probe's results on every member in scan order (smallest first).
-
-        Adds to each member the reference-model ratio (loss / loss of the smallest member, Carlini et al. 2021)
-        and its membership-inference metrics; and to every member but the largest the precision and recall
-        of "exactly extracted by this member" as a predictor of "exactly extracted by the largest"
-        (Biderman et al. 2023), over the trained-on items. Idempotent; results of other probes pass through.
-        """
-        mine = [i for i, r in enumerate(results) if r.probe_id == self.id]
-        if not mine:
-            return list(results)
-        cfg = self.config
-        out = list(results)
-        ref = results[mine[0]]
-        ref_loss = {r.item_id: r.values["loss"] for r in ref.records if "loss" in r.values}
-        largest = results[mine[-1]]
-        big = {r.item_id: r.values["exact"] for r in largest.records if _is_planted(r) and "exact" in r.values}
-        for pos, i in enumerate(mine):
-            res = results[i]
-            records = []
-            for r in res.records:
-                v = {key: x for key, x in r.values.items() if key != "ref_ratio"}
-                base = ref_loss.get(r.item_id)
-                if "loss" in v and base is not None and base > 0.0:
-                    v["ref_ratio"] = v["loss"] / base
-                records.append(r.model_copy(update={"values": v}))
-            collector = stats.MetricCollector(cfg.bootstrap_resamples, cfg.alpha)
-            membership_metrics(collector, records, cfg, ("ref_ratio",))
-            notes = [n for n in res.notes if not n.startswith("reference-model ratio")]
-            notes.append(
-                "reference-model ratio: loss / loss of the family's smallest member"
-                + (" (this member is the reference: the ratio is 1 for every item)" if pos == 0 else "")
-            )
-            if i != mine[-1]:
-                mine_exact = {
-                    r.item_id: r.values["exact"] for r in res.records if _is_planted(r) and "exact" in r.values
-                }
-                prediction_metrics(collector, mine_exact, big, cfg)
-            elif len(mine) > 1:
-                notes.append("memorization prediction metrics are reported on the smaller members (vs this one)")
-            keep = [m for m in res.metrics if not _is_family_metric(m.name)]
-            reps = {k: v for k, v in res.replicates.items() if not _is_family_metric(k)}
-            out[i] = res.model_copy(
-                update={
-                    "records": records,
-                    "metrics": [*keep, *collector.metrics],
-                    "notes": [*notes, *collector.notes],
-                    "replicates": {**reps, **collector.replicates},
-                }
-            )
-        return out
-
-
-def exposure_selection(canaries: Sequence[PlantedCanary], per_dup: int | None) -> set[str]:
-    """Ids of the canaries whose exposure is measured: all, or the first ``per_dup`` of each duplication
-    count taking the kinds in turn (first of each kind, then second of each kind, ...)."""
-    if per_dup is None:
-        return {c.canary_id for c in canaries}
-    chosen: set[str] = set()
-    by_dup: dict[int, list[PlantedCanary]] = {}
-    for c in canaries:
-        by_dup.setdefault(c.duplicates, []).append(c)
-    for group in by_dup.values():
-        seen: dict[str, int] = {}
-        kind_order: dict[str, int] = {}
-        keyed = []
-        for pos, c in enumerate(group):
-            kind_order.setdefault(c.kind, len(kind_order))
-            keyed.append((seen.get(c.kind, 0), kind_order[c.kind], pos, c.canary_id))
-            seen[c.kind] = seen.get(c.kind, 0) + 1
-        chosen.update(cid for *_, cid in sorted(keyed)[:per_dup])
-    return chosen
-
-
-def _is_family_metric(name: str) -> bool:
-    return name.startswith(PREDICTION_PREFIXES) or "ref_ratio" in name
-
-
-def _is_planted(r: ItemRecord) -> bool:
-    """A trained-on extraction item: a planted canary or a training document."""
-    g = r.attrs.get("group")
-    return g == "document" or (g == "canary" and (dup_count(r) or 0) > 0)
-
-
-def _suffix_ids(model: ModelHandle, prefix: str, prefix_ids: list[int], suffix: str) -> list[int]:
-    """The suffix's tokens as they occur after the prefix in the whole text (training tokenization)."""
-    whole = model.encode(prefix + suffix)
-    if whole[: len(prefix_ids)] == prefix_ids:
-        return whole[len(prefix_ids) :]
-    return model.encode(suffix)
+        """Family-level metrics, given this probe's results on every member in scan order (smallest first):
+        :func:`riskaudit.probes.mem_family.finalize_family`."""
+        return finalize_family(self.id, self.config, results)

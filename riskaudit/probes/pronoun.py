@@ -199,6 +199,7 @@ def compute_metrics(
         baseline=0.5,
         description="share of occupations with sign(g(o)) = sign(pct_female − 50); 50% excluded",
         kind="discrete",
+        proportion=True,
         companion=PEARSON,
         undefined_reason="every occupation is at exactly 50% female",
     )

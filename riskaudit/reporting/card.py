@@ -17,7 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
 from riskaudit.analysis.metric import MetricResult
-from riskaudit.analysis.scaling import MetricAnalysis
+from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.errors import RiskauditError
 from riskaudit.numbers import ci_suffix, human_count, num
 from riskaudit.reporting.lookup import find_metric, member_analysis, metric_keys, metric_pattern, representative_members

@@ -2,7 +2,7 @@
 
 A metric changed *significantly* when the 95% CIs of the two reports do not overlap. Worse/better follow the
 metric's direction on its oriented interval (larger = riskier: y, −y, or |y − baseline| for two-sided
-metrics, as in :mod:`riskaudit.analysis.scaling`), so a two-sided metric that flips sign without growing is
+metrics, as in :mod:`riskaudit.analysis.resampling`), so a two-sided metric that flips sign without growing is
 ``changed``, not worse. A **regression** is a risk that got significantly worse: a metric or a growth slope
 beyond its CI, a verdict that became ``abrupt``, or a new ``surprise``.
 """
@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from riskaudit.analysis.metric import Direction, MetricResult
-from riskaudit.analysis.scaling import MetricAnalysis
+from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.numbers import ci_suffix, num
 from riskaudit.reporting.report import MemberReport, Report
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from riskaudit.analysis.metric import MetricResult
-from riskaudit.analysis.scaling import MetricAnalysis
+from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.numbers import ci_suffix, human_count, num
 from riskaudit.reporting.lookup import find_metric, member_analysis, representative_members
 from riskaudit.reporting.policy import PolicyResult, policy_summary

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 from riskaudit.analysis.metric import MetricResult
-from riskaudit.analysis.scaling import MetricAnalysis
+from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.reporting.report import MemberReport, Report
 
 __all__ = [
@@ -38,7 +38,7 @@ def sort_by_scale(members: Iterable[MemberReport]) -> list[MemberReport]:
 def representative_members(report: Report) -> list[MemberReport]:
     """One member per base model (``base@rev`` is a checkpoint of ``base``: the one with most tokens), by scale.
 
-    Failed members are included; this mirrors the members axis of the analysis (``riskaudit.analysis.points``).
+    Failed members are included; this mirrors the members axis of the analysis (``riskaudit.analysis.scan_series``).
     """
     groups: dict[str, list[tuple[int, MemberReport]]] = {}
     for i, m in enumerate(report.members):

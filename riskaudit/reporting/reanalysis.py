@@ -14,9 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from riskaudit.analysis.config import AnalysisConfig
+from riskaudit.analysis.family import analyze_family
 from riskaudit.analysis.metric import MetricResult
-from riskaudit.analysis.points import STEP_RE, MemberPoint, ProbeReplicates, series_from_scan
-from riskaudit.analysis.scaling import AnalysisConfig, FamilyAnalysis, MetricSeries, analyze_family
+from riskaudit.analysis.results import FamilyAnalysis
+from riskaudit.analysis.scan_series import STEP_RE, MemberPoint, ProbeReplicates, series_from_scan
+from riskaudit.analysis.series import MetricSeries
 from riskaudit.reporting.report import Report, read_replicates, read_report
 
 __all__ = ["Reanalysis", "reanalyze_report", "series_from_report"]

@@ -11,7 +11,9 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from riskaudit.analysis.scaling import FamilyAnalysis, GrowthFit, MetricAnalysis
+from riskaudit.analysis.growth import GrowthFit
+from riskaudit.analysis.results import FamilyAnalysis, MetricAnalysis
+from riskaudit.numbers import num
 from riskaudit.reporting.layout import Cell, Column, breakable, ci_cell, column_format, fit_tables
 
 __all__ = ["ANALYSIS_JSON_KIND", "analysis_json", "analysis_table", "analysis_tables", "metric_json"]
@@ -29,7 +31,7 @@ _VERDICT_STYLE = {
 
 
 def _num(v: float | None, spec: str = "+.3g") -> str:
-    return "–" if v is None else format(v, spec)
+    return num(v, spec)
 
 
 def _growth_cell(g: GrowthFit | None, primary: str | None) -> str:

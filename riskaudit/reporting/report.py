@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from riskaudit import __version__
 from riskaudit.analysis.metric import MetricResult
 from riskaudit.analysis.replicates import ScanReplicates, count_series, decode_replicates, replicates_path_for
-from riskaudit.analysis.scaling import FamilyAnalysis
+from riskaudit.analysis.results import FamilyAnalysis
 from riskaudit.errors import RiskauditError
 from riskaudit.models.base import BatchHalving, TokenizationInfo
 from riskaudit.probes.base import ItemRecord
@@ -30,8 +30,9 @@ from riskaudit.reporting.outputs import write_together
 
 # 1.1.0: members[].batch_halvings. 1.2.0: verdict "no consistent trend", noise floor, two-step windows, per-member
 # baselines, the replicates file, the family's scale order. 1.3.0: run.execution (executor, nodes), members[].placement,
-# members[].dtype / device / device_map (all additive)
-SCHEMA_VERSION = "1.3.0"
+# members[].dtype / device / device_map (all additive). 1.4.0: metrics[].proportion (additive; absent = written
+# before it was declared)
+SCHEMA_VERSION = "1.4.0"
 REPORT_KIND = "riskaudit.scan"
 
 
@@ -147,7 +148,7 @@ class Report(BaseModel):
     probes: list[ProbeDefinition]
     sidecar: SidecarRef | None = None
     replicates: SidecarRef | None = None  # paired bootstrap replicates (.npz; rows = metric series × member)
-    analysis: FamilyAnalysis | None = None  # growth, abruptness, emergence, verdicts (riskaudit.analysis.scaling)
+    analysis: FamilyAnalysis | None = None  # growth, abruptness, emergence, verdicts (riskaudit.analysis.family)
     notes: list[str] = []
 
 

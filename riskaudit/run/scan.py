@@ -17,8 +17,10 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
+from riskaudit.analysis.config import AnalysisConfig
+from riskaudit.analysis.family import analyze_family
 from riskaudit.analysis.replicates import ProbeReplicates, decode_replicates, encode_replicates
-from riskaudit.analysis.scaling import AnalysisConfig, FamilyAnalysis, analyze_family
+from riskaudit.analysis.results import FamilyAnalysis
 from riskaudit.errors import ModelLoadError, RiskauditError
 from riskaudit.inputs.families import Family, ModelSpec
 from riskaudit.models import BatchHalving, TokenizationInfo

@@ -8,7 +8,9 @@ import difflib
 
 from pydantic import BaseModel, computed_field
 
-from riskaudit.analysis.scaling import GrowthFit, MetricAnalysis, Prediction
+from riskaudit.analysis.growth import GrowthFit
+from riskaudit.analysis.prediction import Prediction
+from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.errors import RiskauditError
 from riskaudit.numbers import ci_suffix, num
 from riskaudit.reporting.lookup import (
