@@ -35,7 +35,7 @@ from pydantic import BaseModel
 from riskaudit.analysis.metric import Direction, MetricKind, MetricResult
 from riskaudit.analysis.scaling import MetricSeries, NoiseEstimate
 from riskaudit.errors import RiskauditError
-from riskaudit.inputs.families import parse_quantity
+from riskaudit.inputs.quantities import parse_quantity
 
 __all__ = [
     "OPTIONAL_COLUMNS",

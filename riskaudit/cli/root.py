@@ -18,7 +18,7 @@ from riskaudit.errors import Interrupted, RiskauditError
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from riskaudit.inputs.families import Family
+    from riskaudit.inputs.family_spec import Family
     from riskaudit.probes.base import Probe
     from riskaudit.reporting.report import Report
     from riskaudit.run.options import ScanOptions

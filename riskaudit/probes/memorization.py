@@ -56,14 +56,8 @@ from pydantic import BaseModel, ConfigDict
 from riskaudit.analysis import stats
 from riskaudit.errors import ProbeError
 from riskaudit.inputs.canaries import PlantedCanary, canaries_fingerprint, load_canaries
-from riskaudit.inputs.memdata import (
-    DataError,
-    DataOptions,
-    Document,
-    MemorizationData,
-    load_memorization_data,
-    load_training_data,
-)
+from riskaudit.inputs.data_sampling import load_memorization_data, load_training_data
+from riskaudit.inputs.memdata import DataError, DataOptions, Document, MemorizationData
 from riskaudit.inputs.training_data import TrainingData
 from riskaudit.models.base import ModelHandle, TokenStats
 from riskaudit.probes import exposure as expo
