@@ -79,7 +79,7 @@ class ModelInfo(BaseModel):
 def code_fingerprint() -> str:
     """sha256 over the names and contents of riskaudit's own ``.py`` files: results computed by different
     code are different results (a scoring fix invalidates the store without anyone bumping a version)."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # the riskaudit package, every layer (this file is in run/)
     h = hashlib.sha256(f"riskaudit {__version__} format {RESULT_FORMAT}\n".encode())
     for f in sorted(root.rglob("*.py")):
         rel = f.relative_to(root).as_posix()
