@@ -9,9 +9,10 @@ for the parameter counts kept beside the units (:class:`ModelInfo`). See :mod:`r
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,22 @@ from riskaudit import __version__
 from riskaudit.models.base import LoadOptions
 from riskaudit.models.devices import compute_device_type
 
-__all__ = ["RESULT_FORMAT", "ModelInfo", "ModelKey", "UnitKey", "code_fingerprint", "unit_options_hash"]
+__all__ = [
+    "RESULT_FORMAT",
+    "ModelInfo",
+    "ModelKey",
+    "UnitKey",
+    "code_fingerprint",
+    "library_versions",
+    "unit_options_hash",
+]
 
 # Bump when the payload format or the meaning of a stored result changes without a code change that
 # code_fingerprint() would see (it already covers every .py file of the package).
 RESULT_FORMAT = 1
+# Libraries whose code computes a unit's numbers. accelerate places a model split by --device-map; it is keyed
+# for every unit (installed or not) so that a split scan and a single-device scan keep sharing their units.
+_LIBRARIES = ("torch", "transformers", "tokenizers", "accelerate")
 
 
 def _canonical(obj: Any) -> str:
@@ -91,11 +103,27 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
+@cache
+def _package_version(name: str) -> str:
+    """The installed version of the distribution ``name`` ("" when it is not installed)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def library_versions() -> dict[str, str]:
+    """The installed versions of the libraries that compute a unit: torch, transformers, tokenizers and
+    accelerate (which places a model split by a device map; "" when not installed)."""
+    return {name: _package_version(name) for name in _LIBRARIES}
+
+
 def unit_options_hash(load: LoadOptions, seed: int, extra: Mapping[str, Any] | None = None) -> str:
     """Hash of the run options a unit's numbers depend on, other than the model, dtype and probe.
 
-    Included: the seed, the kind of device the model computes on, ``max_length``, ``trust_remote_code`` and
-    :func:`code_fingerprint` (plus ``extra``, JSON-serializable). Excluded: the batch size (every ModelHandle
+    Included: the seed, the kind of device the model computes on, ``max_length``, ``trust_remote_code``,
+    :func:`code_fingerprint` and :func:`library_versions` (an upgraded torch, transformers, tokenizers or
+    accelerate recomputes), plus ``extra`` (JSON-serializable). Excluded: the batch size (every ModelHandle
     method is documented as independent of batching), the device index, ``allow_pickle`` (which only permits a
     load) and ``device_map`` / ``max_memory``: a model split by accelerate computes the same layers with the
     same kernels as on one device of that kind (tested: equal log-likelihoods), so a split scan and a
@@ -108,6 +136,7 @@ def unit_options_hash(load: LoadOptions, seed: int, extra: Mapping[str, Any] | N
         "device": compute_device_type(load),
         "max_length": load.max_length,
         "trust_remote_code": load.trust_remote_code,
+        "libraries": library_versions(),
         "extra": dict(extra or {}),
     }
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
