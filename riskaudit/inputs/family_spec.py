@@ -16,10 +16,14 @@ from riskaudit.errors import FamilyError
 from riskaudit.inputs.training_data import TrainingData
 from riskaudit.models.base import AddBos
 
-__all__ = ["FLOPS_BASES", "Family", "FlopsBasis", "ModelSpec", "condense"]
+__all__ = ["FLOPS_BASES", "PARAMS_TOLERANCE", "Family", "FlopsBasis", "ModelSpec", "ParamsSource", "condense"]
 
 FlopsBasis = Literal["total", "nonembedding"]
 FLOPS_BASES: tuple[str, ...] = ("total", "nonembedding")
+# Which parameter count a scan reports and analyses: the one counted from the loaded weights (default), or the
+# one the family declares (family TOML `params_source = "declared"`).
+ParamsSource = Literal["counted", "declared"]
+PARAMS_TOLERANCE = 0.01  # declared and counted totals further apart than this (relative) are both reported
 
 
 class ModelSpec(BaseModel):
@@ -44,6 +48,7 @@ class ModelSpec(BaseModel):
     approximate: bool = False  # some number behind this spec is approximate ("~" in the source)
     replicate_of: str | None = None  # members sharing this label are seed replicates of one size
     add_bos: AddBos | None = None  # the family TOML's BOS convention (None: the scan's --add-bos)
+    params_source: ParamsSource = "counted"  # which parameter count the report and the analysis use
 
     @property
     def flops_total(self) -> float | None:

@@ -5,12 +5,15 @@
     flops_basis = "total"          # or "nonembedding" (which N enters 6·N·D); default "total"
     tokens_per_step = 2097152      # optional: needed for `--revisions` ("stepN" → N × tokens_per_step)
     add_bos = "auto"               # optional: "yes" | "no" | "auto" (BOS convention; also per member)
+    params_source = "counted"      # optional: "counted" (default) | "declared": which parameter count the
+                                   # report and the analysis use (also per member)
 
     [[members]]                    # one table per member, listed in the order you want them
     name = "small"                 # unique within the family; no "@"
     source = "EleutherAI/pythia-70m"   # hub id, or a local path (see below)
     revision = "step143000"        # optional hub revision
-    params = 70426624              # optional: counted from the loaded weights when absent
+    params = 70426624              # optional: counted from the loaded weights when absent; a declared
+                                   # count more than 1% off the weights' is reported beside it, with a note
     params_nonembedding = 18915328 # optional
     tokens = 299892736000          # training tokens seen; or `step` (+ `tokens_per_step` here or
                                    # on the family); `step` is inferred from a "stepN" revision
@@ -37,7 +40,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from riskaudit.errors import FamilyError
-from riskaudit.inputs.family_spec import Family, FlopsBasis, ModelSpec, condense
+from riskaudit.inputs.family_spec import Family, FlopsBasis, ModelSpec, ParamsSource, condense
 from riskaudit.inputs.quantities import parse_quantity
 from riskaudit.inputs.revisions import expand_toml, normalise_revisions, parse_step
 from riskaudit.inputs.training_data import TrainingData
@@ -77,6 +80,7 @@ class _TomlMember(BaseModel):
     replicate_of: str | None = Field(default=None, min_length=1, pattern=r"^[^@\s]+$")
     notes: str = ""
     add_bos: AddBos | None = None
+    params_source: ParamsSource | None = None
 
     @field_validator("params", "params_nonembedding", "step", "tokens_per_step", mode="before")
     @classmethod
@@ -97,6 +101,7 @@ class _TomlFamily(BaseModel):
     flops_basis: FlopsBasis = "total"
     tokens_per_step: int | None = Field(default=None, gt=0)
     add_bos: AddBos | None = None
+    params_source: ParamsSource = "counted"
     members: list[_TomlMember] = Field(min_length=1)
     training_data: dict[str, Any] | None = None
 
@@ -178,6 +183,7 @@ def load_family_toml(path: str | Path, revisions: Sequence[str] | None = None) -
                     source_ref=str(path.resolve()),
                     replicate_of=m.replicate_of,
                     add_bos=m.add_bos or spec.add_bos,
+                    params_source=m.params_source or spec.params_source,
                 ),
                 is_local,
             )

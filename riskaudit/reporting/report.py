@@ -31,7 +31,7 @@ from riskaudit.reporting.outputs import write_together
 # 1.1.0: members[].batch_halvings. 1.2.0: verdict "no consistent trend", noise floor, two-step windows, per-member
 # baselines, the replicates file, the family's scale order. 1.3.0: run.execution (executor, nodes), members[].placement,
 # members[].dtype / device / device_map (all additive)
-SCHEMA_VERSION = "1.3.0"
+SCHEMA_VERSION = "1.4.0"
 REPORT_KIND = "riskaudit.scan"
 
 
@@ -117,6 +117,9 @@ class MemberReport(BaseModel):
     params_total: int | None = None
     params_nonembedding: int | None = None
     params_counted: bool = False  # params were counted from the loaded weights
+    # both set only when the family's declared total and the loaded weights' count differ by more than 1%:
+    params_declared: int | None = None  # the total the family table or TOML declares
+    params_weights: int | None = None  # the total counted from the loaded weights
     train_tokens: float | None = None
     flops: float | None = None
     replicate_of: str | None = None  # seed replicates of one size share this label (the analysis averages them)

@@ -7,10 +7,11 @@ what it computes as the results arrive, and its entry in the report (scale, para
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from pydantic import BaseModel
 
-from riskaudit.inputs.family_spec import Family, ModelSpec
+from riskaudit.inputs.family_spec import PARAMS_TOLERANCE, Family, ModelSpec
 from riskaudit.models import BatchHalving, TokenizationInfo
 from riskaudit.models.devices import recorded_placement, resolve_dtype
 from riskaudit.probes.base import Probe, ProbeResult
@@ -65,9 +66,8 @@ class MemberLookup(BaseModel):
     info: ModelInfo | None = None
 
     def complete(self, probes: Sequence[Probe]) -> bool:
-        """Every probe's result and the parameter counts are known: nothing to load."""
-        need_counts = self.member.params_total is None or self.member.params_nonembedding is None
-        return bool(probes) and len(self.cached) == len(probes) and not (need_counts and self.info is None)
+        """Every probe's result and the weights' parameter counts are known: nothing to load."""
+        return bool(probes) and len(self.cached) == len(probes) and self.info is not None
 
     def request(self) -> UnitRequest:
         return UnitRequest(
@@ -135,17 +135,11 @@ class UnitStorer:
                 seconds.setdefault(pid, found.cached_seconds.get(pid, 0.0))
         pinned = self.store is not None and is_pinned(fp) and bool(probes)
         keys = self.keys(found.index, fp) if pinned else {}
+        counted = ModelInfo(params_total=outcome.params_total, params_nonembedding=outcome.params_nonembedding)
         if pinned and self.store is not None:
-            info = ModelInfo(params_total=outcome.params_total, params_nonembedding=outcome.params_nonembedding)
-            self.store.put_model_info(keys[probes[0].id].model, info)
+            self.store.put_model_info(keys[probes[0].id].model, counted)
         results = {p.id: results[p.id] for p in probes}  # scan order, whatever came from the store
-        total = member.params_total if member.params_total is not None else outcome.params_total
-        nonemb = member.params_nonembedding
-        if nonemb is None:
-            nonemb = outcome.params_nonembedding
-        report = member_report(
-            family, member, total, nonemb, member.params_total is None, outcome.load_seconds, outcome.halvings
-        )
+        report = member_report(family, member, counted, outcome.load_seconds, outcome.halvings)
         placing = recorded_placement(member_load_options(self.options.load, member), outcome.loaded)
         report = report.model_copy(
             update={"tokenization": _member_tokenization(results.values()), "placement": outcome.placement, **placing}
@@ -195,23 +189,51 @@ def scan_member(
     return storer.finish(found, outcome, family)
 
 
+def member_params(member: ModelSpec, counted: ModelInfo | None) -> dict[str, Any]:
+    """The member's parameter fields for its report: the counts of the loaded weights (``counted``; None when
+    the member was not loaded), or the family's declared counts where it asks for them (``params_source =
+    "declared"``) or nothing was counted. A declared total more than 1% off the weights' count is kept beside
+    it (``params_declared``, ``params_weights``), whichever one is used."""
+    declared = member.params_source == "declared"
+    if counted is None:
+        return {"params_total": member.params_total, "params_nonembedding": member.params_nonembedding}
+    use_declared_total = declared and member.params_total is not None
+    fields: dict[str, Any] = {
+        "params_total": member.params_total if use_declared_total else counted.params_total,
+        "params_nonembedding": (
+            member.params_nonembedding
+            if declared and member.params_nonembedding is not None
+            else counted.params_nonembedding
+        ),
+        "params_counted": not use_declared_total,
+    }
+    if member.params_total is not None and params_differ(member.params_total, counted.params_total):
+        fields.update(params_declared=member.params_total, params_weights=counted.params_total)
+    return fields
+
+
+def params_differ(declared: int, counted: int) -> bool:
+    """The declared total is more than 1% off the loaded weights' count."""
+    return abs(declared - counted) > PARAMS_TOLERANCE * counted
+
+
 def member_report(
     family: Family,
     member: ModelSpec,
-    params_total: int | None,
-    params_nonemb: int | None,
-    counted: bool,
+    counted: ModelInfo | None,
     load_s: float = 0.0,
     halvings: list[BatchHalving] | None = None,
 ) -> MemberReport:
-    spec = member.model_copy(update={"params_total": params_total, "params_nonembedding": params_nonemb})
+    """The member's report entry (probes filled in later); ``counted``: its loaded weights' parameter counts."""
+    params = member_params(member, counted)
+    spec = member.model_copy(
+        update={"params_total": params["params_total"], "params_nonembedding": params["params_nonembedding"]}
+    )
     return MemberReport(
         name=member.name,
         source=member.source,
         revision=member.revision,
-        params_total=params_total,
-        params_nonembedding=params_nonemb,
-        params_counted=counted,
+        **params,
         train_tokens=member.train_tokens,
         flops=spec.flops(family.flops_basis),
         replicate_of=member.replicate_of,
@@ -223,31 +245,25 @@ def member_report(
 def stored_member(
     family: Family, member: ModelSpec, probes: Sequence[Probe], options: ScanOptions, store: ResultStore
 ) -> MemberRun | None:
-    """The member's report and unit keys when every unit (and its parameter counts) is in the store, found
-    without loading the model or decoding any result; None otherwise."""
+    """The member's report and unit keys when every unit (and its weights' parameter counts) is in the store,
+    found without loading the model or decoding any result; None otherwise."""
     fp = store.weights_fingerprint(member.source, member.revision)
     if not probes or not is_pinned(fp):
         return None
     keys = unit_keys(member, probes, options, fp)
     if not all(store.has(keys[p.id]) for p in probes):
         return None
-    info = None
-    if member.params_total is None or member.params_nonembedding is None:
-        info = store.get_model_info(keys[probes[0].id].model)
-        if info is None:
-            return None
+    info = store.get_model_info(keys[probes[0].id].model)
+    if info is None:
+        return None
     report = _stored_report(family, member, info, options)
     return MemberRun(report=report, unit_digests=[keys[p.id].digest() for p in probes])
 
 
 def _stored_report(family: Family, member: ModelSpec, info: ModelInfo | None, options: ScanOptions) -> MemberReport:
-    """The report of a member served from the store: declared parameter counts, else the stored ones; the
-    dtype and device kind its unit keys name; nothing loaded."""
-    total = member.params_total if member.params_total is not None or info is None else info.params_total
-    nonemb = member.params_nonembedding
-    if nonemb is None and info is not None:
-        nonemb = info.params_nonembedding
-    report = member_report(family, member, total, nonemb, member.params_total is None)
+    """The report of a member served from the store: the stored parameter counts of its weights (see
+    :func:`member_params`); the dtype and device kind its unit keys name; nothing loaded."""
+    report = member_report(family, member, info)
     return report.model_copy(update=recorded_placement(member_load_options(options.load, member)))
 
 

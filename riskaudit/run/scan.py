@@ -138,6 +138,19 @@ def _finalize(probes: Sequence[Probe], runs: list[MemberRun]) -> None:
             run.results[probe.id] = res
 
 
+def _params_notes(members: Sequence[MemberReport]) -> set[str]:
+    """One note per member whose declared parameter count is more than 1% off its loaded weights' count."""
+    notes: set[str] = set()
+    for m in members:
+        if m.params_declared is not None and m.params_weights is not None:
+            used = "the weights' count" if m.params_counted else 'the declared count (params_source = "declared")'
+            notes.add(
+                f"{m.name}: the family declares {m.params_declared:,} parameters but the loaded weights have "
+                f"{m.params_weights:,}; the report and the analysis use {used} — see members[].params_declared"
+            )
+    return notes
+
+
 def _halving_notes(members: Sequence[MemberReport]) -> set[str]:
     """One note per member whose batch size had to be halved after running out of memory."""
     notes: set[str] = set()
@@ -296,7 +309,7 @@ def _run_members(
         if isinstance(outcome, UnitFailure):
             if not options.keep_going:
                 raise ModelLoadError(outcome.error)
-            declared = member_report(family, member, member.params_total, member.params_nonembedding, False)
+            declared = member_report(family, member, None)
             runs[i] = MemberRun(report=declared.model_copy(update={"status": "failed", "error": outcome.error}))
         else:
             runs[i] = storer.finish(pending[i], outcome, family)
@@ -316,7 +329,10 @@ def _assemble(
     scan_notes: Sequence[str] = (),
 ) -> Report:
     notes = sorted(
-        {note for m in members for p in m.probes for note in p.notes} | _halving_notes(members) | set(scan_notes)
+        {note for m in members for p in m.probes for note in p.notes}
+        | _halving_notes(members)
+        | _params_notes(members)
+        | set(scan_notes)
     )
     ranked = [members[i].name for i in scale_order(members) if members[i].status == "ok"]
     return Report(
