@@ -208,7 +208,7 @@ def test_memorization_scores_with_the_models_bos(arch_dirs: dict[str, Path]) -> 
 
 @pytest.mark.slow
 def test_full_scan_through_a_family_toml(arch_dirs: dict[str, Path], tmp_path: Path) -> None:
-    from riskaudit.inputs.families import load_family_toml
+    from riskaudit.inputs.family_toml import load_family_toml
     from riskaudit.run.scan import ScanOptions, run_scan
 
     lines = ['name = "matrix"']
@@ -274,8 +274,8 @@ def test_add_bos_option_is_validated() -> None:
 
 def test_add_bos_in_a_family_toml(tmp_path: Path) -> None:
     from riskaudit.errors import FamilyError
-    from riskaudit.inputs.families import load_family_toml
-    from riskaudit.run.scan import member_load_options
+    from riskaudit.inputs.family_toml import load_family_toml
+    from riskaudit.run.units import member_load_options
 
     toml = tmp_path / "f.toml"
     toml.write_text(
@@ -295,7 +295,7 @@ def test_add_bos_in_a_family_toml(tmp_path: Path) -> None:
 def test_scan_records_boundary_fallbacks_per_probe_and_member() -> None:
     from riskaudit.models import TokenizationInfo
     from riskaudit.probes.base import ProbeResult
-    from riskaudit.run.scan import _member_tokenization
+    from riskaudit.run.member_runs import _member_tokenization
     from riskaudit.run.units import with_tokenization as _with_tokenization
 
     class Handle:

@@ -21,8 +21,9 @@ from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.devices import compute_device_type, parse_max_memory, resolve_dtype
 from riskaudit.models.hf import HFModel
 from riskaudit.resources import demo_dir
-from riskaudit.run.scan import ProbeOptions, ScanOptions, build_probes, unit_keys
-from riskaudit.run.store import unit_options_hash
+from riskaudit.run.member_runs import unit_keys
+from riskaudit.run.scan import ProbeOptions, ScanOptions, build_probes
+from riskaudit.run.unit_key import unit_options_hash
 
 LARGEST = demo_dir() / "members" / "demo-5.8m"  # the demo's largest member: 5.8M parameters, 23 MB in float32
 # CPU RAM for about a third of it: the input embedding and the first layers stay in RAM, the rest on disk

@@ -10,16 +10,11 @@ import pytest
 
 from riskaudit import resources
 from riskaudit.errors import FamilyError
-from riskaudit.inputs.families import (
-    PYTHIA_TOKENS_PER_STEP,
-    Family,
-    ModelSpec,
-    builtin_families,
-    demo_family,
-    load_family,
-    parse_quantity,
-    pythia_checkpoint_steps,
-)
+from riskaudit.inputs.demo_family import demo_family
+from riskaudit.inputs.families import builtin_families, load_family
+from riskaudit.inputs.family_spec import Family, ModelSpec
+from riskaudit.inputs.quantities import parse_quantity
+from riskaudit.inputs.revisions import PYTHIA_TOKENS_PER_STEP, pythia_checkpoint_steps
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIRED = [

@@ -15,8 +15,9 @@ import torch
 from tiny import build_tiny_model  # tests/ is on sys.path
 
 from riskaudit.errors import ProbeError, RiskauditError
-from riskaudit.inputs.memdata import DataError, DataOptions, Document, MemorizationData, demo_memorization_data
-from riskaudit.inputs.memdata import load_memorization_data as load
+from riskaudit.inputs.data_sampling import demo_memorization_data
+from riskaudit.inputs.data_sampling import load_memorization_data as load
+from riskaudit.inputs.memdata import DataError, DataOptions, Document, MemorizationData
 from riskaudit.inputs.training_data import PYTHIA_STANDARD_DATA
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.hf import HFModel

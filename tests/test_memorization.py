@@ -21,7 +21,8 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from riskaudit.analysis import stats
 from riskaudit.inputs.canaries import CanaryLine, PlantedCanary, make_canary
-from riskaudit.inputs.memdata import Document, MemorizationData, demo_memorization_data
+from riskaudit.inputs.data_sampling import demo_memorization_data
+from riskaudit.inputs.memdata import Document, MemorizationData
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.models.hf import HFModel
 from riskaudit.probes import exposure as expo
@@ -40,7 +41,7 @@ from riskaudit.probes.memorization import (
     memorization_score,
     prob_at_least_once,
 )
-from riskaudit.zoo.corpus import Canary, format_digits_secret, sample_secret
+from riskaudit.zoo.canary_plant import Canary, format_digits_secret, sample_secret
 
 WORDS = [
     *("apple", "river", "stone", "cloud", "paper", "green", "music", "table", "light", "north", "quiet"),

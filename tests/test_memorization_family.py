@@ -26,9 +26,11 @@ from test_memorization import WORDS, _train  # tests/ is on sys.path
 
 from riskaudit.inputs.canaries import CanaryError, CanaryLine, load_canaries, make_canary, write_canaries
 from riskaudit.inputs.canary_format import FormatError, parse_format
-from riskaudit.inputs.families import load_family, load_family_toml
+from riskaudit.inputs.data_sampling import demo_memorization_data
+from riskaudit.inputs.families import load_family
+from riskaudit.inputs.family_toml import load_family_toml
 from riskaudit.inputs.megatron import write_indexed
-from riskaudit.inputs.memdata import DataOptions, demo_memorization_data
+from riskaudit.inputs.memdata import DataOptions
 from riskaudit.models import LoadOptions, load_model
 from riskaudit.probes import exposure as expo
 from riskaudit.probes.memorization import (

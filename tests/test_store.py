@@ -15,24 +15,14 @@ from typing import Any
 
 import pytest
 
-import riskaudit.run.store as store_mod
+import riskaudit.run.weights as weights_mod
 from riskaudit.analysis.metric import MetricResult
 from riskaudit.errors import ModelLoadError, RiskauditError
 from riskaudit.models.base import LoadOptions
 from riskaudit.probes.base import ItemRecord, ProbeResult
-from riskaudit.run.store import (
-    CACHE_DIR_ENV,
-    STORE_FILENAME,
-    ModelInfo,
-    ModelKey,
-    ResultStore,
-    UnitKey,
-    default_store_path,
-    is_pinned,
-    store_path,
-    unit_options_hash,
-    weights_fingerprint,
-)
+from riskaudit.run.store import CACHE_DIR_ENV, STORE_FILENAME, ResultStore, default_store_path, store_path
+from riskaudit.run.unit_key import ModelInfo, ModelKey, UnitKey, unit_options_hash
+from riskaudit.run.weights import is_pinned, weights_fingerprint
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_50K = REPO / "riskaudit" / "zoo" / "demo" / "members" / "demo-50k"
@@ -336,13 +326,13 @@ def test_local_fingerprint_covers_weights_config_and_tokenizer(tmp_path: Path) -
 def test_fingerprint_cache_avoids_rehashing(store: ResultStore, tmp_path: Path, monkeypatch: Any) -> None:
     d = _model_dir(tmp_path)
     calls: list[str] = []
-    real = store_mod._sha256_file
+    real = weights_mod.sha256_file
 
     def counting(path: Path) -> str:
         calls.append(path.name)
         return real(path)
 
-    monkeypatch.setattr(store_mod, "_sha256_file", counting)
+    monkeypatch.setattr(weights_mod, "sha256_file", counting)
     fp = store.weights_fingerprint(str(d), None)
     assert sorted(calls) == ["config.json", "model.safetensors", "tokenizer.json"]
     assert fp == weights_fingerprint(str(d), None)  # same value with or without the cache

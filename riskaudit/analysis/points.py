@@ -34,7 +34,7 @@ from typing import cast, get_args
 from riskaudit.analysis.metric import Direction, MetricKind
 from riskaudit.analysis.series import MetricSeries
 from riskaudit.errors import RiskauditError
-from riskaudit.inputs.families import parse_quantity
+from riskaudit.inputs.quantities import parse_quantity
 
 __all__ = [
     "OPTIONAL_COLUMNS",

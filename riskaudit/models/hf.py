@@ -28,7 +28,7 @@ from riskaudit.models.base import (
     TokenizationInfo,
     TokenStats,
 )
-from riskaudit.models.hub import env_offline as _env_offline  # riskaudit.inputs.memdata imports these two from here
+from riskaudit.models.hub import env_offline as _env_offline  # inputs.data_sources imports these two from here
 from riskaudit.models.hub import hub_reachable as _hub_reachable
 from riskaudit.models.load_errors import one_line
 from riskaudit.models.oom import BatchFn, HalvingRunner, OutOfMemory, RunBatches, release_memory, trim_heap

@@ -54,13 +54,8 @@ from pydantic import BaseModel, ConfigDict
 
 from riskaudit.errors import ProbeError
 from riskaudit.inputs.canaries import canaries_fingerprint, load_canaries
-from riskaudit.inputs.memdata import (
-    DataError,
-    DataOptions,
-    MemorizationData,
-    load_memorization_data,
-    load_training_data,
-)
+from riskaudit.inputs.data_sampling import load_memorization_data, load_training_data
+from riskaudit.inputs.memdata import DataError, DataOptions, MemorizationData
 from riskaudit.inputs.training_data import TrainingData
 from riskaudit.models.base import ModelHandle, TokenStats
 from riskaudit.probes import exposure as expo

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from riskaudit.analysis.metric import MetricResult
-from riskaudit.inputs.families import Family, ModelSpec
+from riskaudit.inputs.family_spec import Family, ModelSpec
 from riskaudit.numbers import human_count, sci
 from riskaudit.probes.registry import ProbeInfo
 from riskaudit.reporting.layout import Cell, Column, ci_cell, column_format, fit_tables

@@ -30,8 +30,8 @@ from riskaudit.reporting.outputs import write_together
 
 # 1.1.0: members[].batch_halvings. 1.2.0: verdict "no consistent trend", noise floor, two-step windows, per-member
 # baselines, the replicates file, the family's scale order. 1.3.0: run.execution (executor, nodes), members[].placement,
-# members[].dtype / device / device_map (all additive). 1.4.0: metrics[].proportion (additive; absent = written
-# before it was declared)
+# members[].dtype / device / device_map (all additive). 1.4.0: metrics[].proportion (absent = written before it
+# was declared), members[].params_declared / params_weights (declared vs counted parameters; both additive)
 SCHEMA_VERSION = "1.4.0"
 REPORT_KIND = "riskaudit.scan"
 
@@ -118,6 +118,9 @@ class MemberReport(BaseModel):
     params_total: int | None = None
     params_nonembedding: int | None = None
     params_counted: bool = False  # params were counted from the loaded weights
+    # both set only when the family's declared total and the loaded weights' count differ by more than 1%:
+    params_declared: int | None = None  # the total the family table or TOML declares
+    params_weights: int | None = None  # the total counted from the loaded weights
     train_tokens: float | None = None
     flops: float | None = None
     replicate_of: str | None = None  # seed replicates of one size share this label (the analysis averages them)

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
-from riskaudit.inputs.families import ModelSpec
+from riskaudit.inputs.family_spec import ModelSpec
 from riskaudit.inputs.memdata import DataOptions
 from riskaudit.models import LoadOptions
 from riskaudit.reporting.report import MemberReport

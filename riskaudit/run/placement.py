@@ -36,7 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from riskaudit.errors import RiskauditError
-from riskaudit.inputs.families import ModelSpec
+from riskaudit.inputs.family_spec import ModelSpec
 from riskaudit.models.base import LoadOptions
 
 GIB = 1 << 30

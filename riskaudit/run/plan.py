@@ -3,8 +3,8 @@ holds, and the forward-pass tokens left to run, without loading any model weight
 
 One unit is one (member, revision): one ``ModelSpec`` of the family, loaded once for all its probes. Its
 memory and resource request come from :mod:`riskaudit.run.placement` (the same calls the executor makes), its
-stored probes from the result store under the scan's own keys (:func:`riskaudit.run.scan.unit_keys`), its
-tokens from :mod:`riskaudit.run.token_count`. A unit is submitted when any of its probes is not stored; only the
+stored probes from the result store under the scan's own keys (:func:`riskaudit.run.member_runs.unit_keys`),
+its tokens from :mod:`riskaudit.run.token_count`. A unit is submitted when any of its probes is not stored; only the
 missing probes run, so only their tokens count towards the work left.
 """
 
@@ -15,14 +15,15 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from riskaudit.errors import ModelLoadError
-from riskaudit.inputs.families import Family, ModelSpec
+from riskaudit.inputs.family_spec import Family, ModelSpec
 from riskaudit.probes.base import Probe
+from riskaudit.run.member_runs import unit_keys
 from riskaudit.run.options import ScanOptions
 from riskaudit.run.placement import MemberFootprint, TaskResources, estimate_footprint, task_resources
-from riskaudit.run.scan import unit_keys
-from riskaudit.run.store import ResultStore, is_pinned
+from riskaudit.run.store import ResultStore
 from riskaudit.run.token_count import ProbeTokens, TokenCounter
 from riskaudit.run.units import member_load_options
+from riskaudit.run.weights import is_pinned
 
 
 class ProbeUnitPlan(BaseModel):

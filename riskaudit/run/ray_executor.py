@@ -22,14 +22,14 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from riskaudit.errors import ModelLoadError, RiskauditError
-from riskaudit.inputs.families import ModelSpec
+from riskaudit.inputs.family_spec import ModelSpec
 from riskaudit.models import LoadOptions
 from riskaudit.probes.base import Probe
 from riskaudit.reporting.report import ExecutionInfo, UnitPlacement
 from riskaudit.run.executor import UnitFailure
 from riskaudit.run.placement import TaskResources, estimate_footprint, task_resources
-from riskaudit.run.store import is_pinned, weights_fingerprint
 from riskaudit.run.units import UnitOutcome, UnitRequest, compute_unit, member_load_options
+from riskaudit.run.weights import is_pinned, weights_fingerprint
 
 if TYPE_CHECKING:
     from riskaudit.run.executor import IndexedSink

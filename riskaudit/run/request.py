@@ -16,7 +16,8 @@ from typing import NamedTuple
 from pydantic import BaseModel, ConfigDict
 
 from riskaudit.errors import Interrupted, RiskauditError
-from riskaudit.inputs.families import Family, load_family
+from riskaudit.inputs.families import load_family
+from riskaudit.inputs.family_spec import Family
 from riskaudit.inputs.memdata import DataOptions
 from riskaudit.models import ADD_BOS_CHOICES, LoadOptions
 from riskaudit.models.devices import check_placement_options, parse_max_memory

@@ -12,20 +12,19 @@ import binascii
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from riskaudit.analysis.config import AnalysisConfig
 from riskaudit.analysis.family import analyze_family
 from riskaudit.analysis.replicates import ProbeReplicates, decode_replicates, encode_replicates
 from riskaudit.analysis.results import FamilyAnalysis
 from riskaudit.errors import ModelLoadError, RiskauditError
-from riskaudit.inputs.families import Family, ModelSpec
-from riskaudit.models import BatchHalving, TokenizationInfo
-from riskaudit.models.devices import recorded_placement, resolve_dtype
-from riskaudit.probes.base import Probe, ProbeResult
+from riskaudit.inputs.family_spec import Family
+from riskaudit.models import TokenizationInfo
+from riskaudit.probes.base import Probe
 from riskaudit.probes.memorization import NO_DATA_NOTE, MemorizationInputs, MemorizationProbe
 from riskaudit.probes.registry import load_probes
 from riskaudit.reporting.reanalysis import series_from_report
@@ -44,9 +43,18 @@ from riskaudit.reporting.report import (
     utc_now,
 )
 from riskaudit.run.executor import Executor, LocalExecutor, UnitFailure
+from riskaudit.run.member_runs import (
+    MemberLookup,
+    MemberRun,
+    UnitStorer,
+    lookup_member,
+    member_report,
+    served_member,
+    stored_member,
+)
 from riskaudit.run.options import ProbeOptions, ScanEvents, ScanOptions, UnitCounter, _NoEvents
-from riskaudit.run.store import ModelInfo, ResultStore, UnitKey, code_fingerprint, is_pinned, unit_options_hash
-from riskaudit.run.units import UnitOutcome, UnitRequest, member_load_options
+from riskaudit.run.store import ResultStore
+from riskaudit.run.unit_key import code_fingerprint
 
 
 def build_probes(family: Family | str, options: ProbeOptions) -> list[Probe]:
@@ -73,235 +81,6 @@ def scan_notes(probes: Sequence[Probe], options: ProbeOptions) -> list[str]:
     if options.memorization and not any(isinstance(p, MemorizationProbe) for p in probes):
         return [NO_DATA_NOTE]
     return []
-
-
-class MemberRun(BaseModel):
-    """One member's unit of work before family-level finalization (raw probe results, timings)."""
-
-    report: MemberReport  # scale and status; probes filled in by :func:`run_scan`
-    results: dict[str, ProbeResult] = {}
-    seconds: dict[str, float] = {}
-    unit_digests: list[str] = []  # store keys of its units, in probe order (empty: not storable)
-    served: int = 0  # units taken from the result store (their seconds: the original computation's)
-
-
-def unit_keys(
-    member: ModelSpec, probes: Sequence[Probe], options: ScanOptions, weights_hash: str
-) -> dict[str, UnitKey]:
-    """The result-store key of each probe's unit on ``member`` with the weights ``weights_hash``."""
-    load = member_load_options(options.load, member)
-    opts = unit_options_hash(load, options.seed, None if load.add_bos == "auto" else {"add_bos": load.add_bos})
-    return {
-        p.id: UnitKey(
-            model_id=member.source,
-            revision=member.revision,
-            weights_hash=weights_hash,
-            dtype=resolve_dtype(load),
-            probe_id=p.id,
-            probe_hash=p.content_hash(),
-            unit_options_hash=opts,
-        )
-        for p in probes
-    }
-
-
-
-class MemberLookup(BaseModel):
-    """What the result store already holds for one member: the weights' fingerprint, the probes' results and
-    the parameter counts (found without loading the model)."""
-
-    index: int
-    member: ModelSpec
-    fingerprint: str = ""  # "" without a store
-    cached: dict[str, ProbeResult] = {}
-    cached_seconds: dict[str, float] = {}
-    info: ModelInfo | None = None
-
-    def complete(self, probes: Sequence[Probe]) -> bool:
-        """Every probe's result and the parameter counts are known: nothing to load."""
-        need_counts = self.member.params_total is None or self.member.params_nonembedding is None
-        return bool(probes) and len(self.cached) == len(probes) and not (need_counts and self.info is None)
-
-    def request(self) -> UnitRequest:
-        return UnitRequest(
-            index=self.index, member=self.member, skip=sorted(self.cached), expected_fingerprint=self.fingerprint
-        )
-
-
-def lookup_member(
-    index: int, member: ModelSpec, probes: Sequence[Probe], options: ScanOptions, store: ResultStore | None
-) -> MemberLookup:
-    """The member's results already in ``store`` (none without one, or when its weights are not pinned)."""
-    if store is None:
-        return MemberLookup(index=index, member=member)
-    fp = store.weights_fingerprint(member.source, member.revision)
-    found = MemberLookup(index=index, member=member, fingerprint=fp)
-    if not is_pinned(fp) or not probes:
-        return found
-    keys = unit_keys(member, probes, options, fp)
-    for probe in probes:
-        hit = store.get(keys[probe.id])
-        if hit is not None:
-            found.cached[probe.id] = hit
-            found.cached_seconds[probe.id] = store.unit_seconds(keys[probe.id]) or 0.0
-    found.info = store.get_model_info(keys[probes[0].id].model)
-    return found
-
-
-class UnitStorer:
-    """The driver's side of the result store: each unit's result is stored once, as soon as it reaches the
-    driver (the local executor: when its probe returns; Ray: when its task returns)."""
-
-    def __init__(
-        self, probes: Sequence[Probe], options: ScanOptions, store: ResultStore | None, counter: UnitCounter | None
-    ) -> None:
-        self.probes, self.options, self.store, self.counter = probes, options, store, counter
-        self.members: dict[int, ModelSpec] = {}
-        self.stored: set[tuple[int, str]] = set()
-        self._keys: dict[tuple[int, str], dict[str, UnitKey]] = {}
-
-    def keys(self, index: int, fingerprint: str) -> dict[str, UnitKey]:
-        """The member's unit keys under ``fingerprint``, computed once (probe content hashes are not free)."""
-        if (index, fingerprint) not in self._keys:
-            self._keys[index, fingerprint] = unit_keys(self.members[index], self.probes, self.options, fingerprint)
-        return self._keys[index, fingerprint]
-
-    def put(self, index: int, probe_id: str, result: ProbeResult, seconds: float, fingerprint: str) -> None:
-        if self.store is None or not is_pinned(fingerprint) or (index, probe_id) in self.stored:
-            return
-        key = self.keys(index, fingerprint)[probe_id]
-        self.store.put(key, result, seconds=seconds)
-        self.stored.add((index, probe_id))
-        if self.counter is not None:
-            self.counter.stored += 1
-
-    def finish(self, found: MemberLookup, outcome: UnitOutcome, family: Family) -> MemberRun:
-        """Store what the unit computed (what is not stored yet) and build the member's run."""
-        member, probes, fp = found.member, self.probes, outcome.fingerprint
-        for pid, res in outcome.results.items():
-            self.put(found.index, pid, res, outcome.seconds[pid], fp)
-        results = dict(outcome.results)
-        seconds = dict(outcome.seconds)
-        if fp == found.fingerprint:
-            for pid, res in found.cached.items():
-                results.setdefault(pid, res)
-                seconds.setdefault(pid, found.cached_seconds.get(pid, 0.0))
-        pinned = self.store is not None and is_pinned(fp) and bool(probes)
-        keys = self.keys(found.index, fp) if pinned else {}
-        if pinned and self.store is not None:
-            info = ModelInfo(params_total=outcome.params_total, params_nonembedding=outcome.params_nonembedding)
-            self.store.put_model_info(keys[probes[0].id].model, info)
-        results = {p.id: results[p.id] for p in probes}  # scan order, whatever came from the store
-        total = member.params_total if member.params_total is not None else outcome.params_total
-        nonemb = member.params_nonembedding
-        if nonemb is None:
-            nonemb = outcome.params_nonembedding
-        report = _member_report(
-            family, member, total, nonemb, member.params_total is None, outcome.load_seconds, outcome.halvings
-        )
-        placing = recorded_placement(member_load_options(self.options.load, member), outcome.loaded)
-        report = report.model_copy(
-            update={"tokenization": _member_tokenization(results.values()), "placement": outcome.placement, **placing}
-        )
-        digests = [keys[p.id].digest() for p in probes] if pinned else []
-        served = sum(1 for p in probes if p.id not in outcome.results)
-        return MemberRun(report=report, results=results, seconds=seconds, unit_digests=digests, served=served)
-
-
-def served_member(family: Family, found: MemberLookup, probes: Sequence[Probe], options: ScanOptions) -> MemberRun:
-    """A member whose every unit (and parameter counts) came from the store: nothing loaded."""
-    member = found.member
-    results = {p.id: found.cached[p.id] for p in probes}
-    report = _stored_report(family, member, found.info, options)
-    report = report.model_copy(update={"tokenization": _member_tokenization(results.values())})
-    keys = unit_keys(member, probes, options, found.fingerprint)
-    return MemberRun(
-        report=report,
-        results=results,
-        seconds={p.id: found.cached_seconds.get(p.id, 0.0) for p in probes},
-        unit_digests=[keys[p.id].digest() for p in probes],
-        served=len(probes),
-    )
-
-
-def scan_member(
-    family: Family,
-    member: ModelSpec,
-    probes: Sequence[Probe],
-    options: ScanOptions,
-    events: ScanEvents,
-    store: ResultStore | None = None,
-    counter: UnitCounter | None = None,
-) -> MemberRun:
-    """Load one member in this process, run every probe on it, free it.
-
-    With a ``store``: units already stored for exactly these weights, dtype, probe and options are taken
-    from it (the member is not even loaded when every unit and its parameter counts are stored); each
-    newly computed unit is stored as soon as its probe returns, raw, before any family-level finalization.
-    """
-    found = lookup_member(0, member, probes, options, store)
-    if found.complete(probes):
-        return served_member(family, found, probes, options)
-    storer = UnitStorer(probes, options, store, counter)
-    storer.members[0] = member
-    outcome = LocalExecutor(store).compute(found.request(), probes, options, events, storer.put)
-    return storer.finish(found, outcome, family)
-
-
-def _member_report(
-    family: Family,
-    member: ModelSpec,
-    params_total: int | None,
-    params_nonemb: int | None,
-    counted: bool,
-    load_s: float = 0.0,
-    halvings: list[BatchHalving] | None = None,
-) -> MemberReport:
-    spec = member.model_copy(update={"params_total": params_total, "params_nonembedding": params_nonemb})
-    return MemberReport(
-        name=member.name,
-        source=member.source,
-        revision=member.revision,
-        params_total=params_total,
-        params_nonembedding=params_nonemb,
-        params_counted=counted,
-        train_tokens=member.train_tokens,
-        flops=spec.flops(family.flops_basis),
-        replicate_of=member.replicate_of,
-        load_seconds=round(load_s, 3),
-        batch_halvings=halvings or [],
-    )
-
-
-def _stored_member(
-    family: Family, member: ModelSpec, probes: Sequence[Probe], options: ScanOptions, store: ResultStore
-) -> MemberRun | None:
-    """The member's report and unit keys when every unit (and its parameter counts) is in the store, found
-    without loading the model or decoding any result; None otherwise."""
-    fp = store.weights_fingerprint(member.source, member.revision)
-    if not probes or not is_pinned(fp):
-        return None
-    keys = unit_keys(member, probes, options, fp)
-    if not all(store.has(keys[p.id]) for p in probes):
-        return None
-    info = None
-    if member.params_total is None or member.params_nonembedding is None:
-        info = store.get_model_info(keys[probes[0].id].model)
-        if info is None:
-            return None
-    report = _stored_report(family, member, info, options)
-    return MemberRun(report=report, unit_digests=[keys[p.id].digest() for p in probes])
-
-
-def _stored_report(family: Family, member: ModelSpec, info: ModelInfo | None, options: ScanOptions) -> MemberReport:
-    """The report of a member served from the store: declared parameter counts, else the stored ones; the
-    dtype and device kind its unit keys name; nothing loaded."""
-    total = member.params_total if member.params_total is not None or info is None else info.params_total
-    nonemb = member.params_nonembedding
-    if nonemb is None and info is not None:
-        nonemb = info.params_nonembedding
-    report = _member_report(family, member, total, nonemb, member.params_total is None)
-    return report.model_copy(update=recorded_placement(member_load_options(options.load, member)))
 
 
 PRODUCT_FORMAT = 1
@@ -344,16 +123,6 @@ def scale_order(members: Sequence[MemberReport]) -> list[int]:
     return sorted(range(len(members)), key=key)
 
 
-def _member_tokenization(results: Iterable[ProbeResult]) -> TokenizationInfo | None:
-    """A member's convention with the pair counts of all its probes (None when no result records it)."""
-    infos = [r.tokenization for r in results if r.tokenization is not None]
-    if not infos:
-        return None
-    return infos[0].model_copy(
-        update={"pairs": sum(i.pairs for i in infos), "boundary_fallbacks": sum(i.boundary_fallbacks for i in infos)}
-    )
-
-
 def _finalize(probes: Sequence[Probe], runs: list[MemberRun]) -> None:
     """Family-level metrics (e.g. a reference-model ratio against the smallest member) from the raw results.
 
@@ -369,6 +138,19 @@ def _finalize(probes: Sequence[Probe], runs: list[MemberRun]) -> None:
         finalized = probe.finalize_family([r.results[probe.id] for r in ok])
         for run, res in zip(ok, finalized, strict=True):
             run.results[probe.id] = res
+
+
+def _params_notes(members: Sequence[MemberReport]) -> set[str]:
+    """One note per member whose declared parameter count is more than 1% off its loaded weights' count."""
+    notes: set[str] = set()
+    for m in members:
+        if m.params_declared is not None and m.params_weights is not None:
+            used = "the weights' count" if m.params_counted else 'the declared count (params_source = "declared")'
+            notes.add(
+                f"{m.name}: the family declares {m.params_declared:,} parameters but the loaded weights have "
+                f"{m.params_weights:,}; the report and the analysis use {used} — see members[].params_declared"
+            )
+    return notes
 
 
 def _halving_notes(members: Sequence[MemberReport]) -> set[str]:
@@ -419,12 +201,13 @@ def scan_family(
     """Scan every member of ``family`` with ``probes`` (default: the built-in probes); returns the report and
     its sidecar (JSON lines, one per item record, as :func:`~riskaudit.reporting.report.write_report` writes them).
 
-    With a ``store``: units are taken from it and stored as computed (see :func:`scan_member`), and the
-    family-level product (finalized outcomes, analysis, sidecar) is stored under :func:`product_key`; when
-    every unit and that product are stored, the scan is served from it without loading, decoding or
-    analysing anything. ``counter`` (optional) counts the units stored as they are stored, so a caller
-    interrupted mid-scan can say how much work was kept. ``executor`` computes the units that are not stored
-    (default: :class:`~riskaudit.run.executor.LocalExecutor`, one after another in this process).
+    With a ``store``: units are taken from it and stored as computed (see
+    :func:`~riskaudit.run.member_runs.scan_member`), and the family-level product (finalized outcomes,
+    analysis, sidecar) is stored under :func:`product_key`; when every unit and that product are stored, the
+    scan is served from it without loading, decoding or analysing anything. ``counter`` (optional) counts the
+    units stored as they are stored, so a caller interrupted mid-scan can say how much work was kept.
+    ``executor`` computes the units that are not stored (default:
+    :class:`~riskaudit.run.executor.LocalExecutor`, one after another in this process).
     """
     opts = options or ScanOptions()
     ev: ScanEvents = events or _NoEvents()
@@ -528,7 +311,7 @@ def _run_members(
         if isinstance(outcome, UnitFailure):
             if not options.keep_going:
                 raise ModelLoadError(outcome.error)
-            declared = _member_report(family, member, member.params_total, member.params_nonembedding, False)
+            declared = member_report(family, member, None)
             runs[i] = MemberRun(report=declared.model_copy(update={"status": "failed", "error": outcome.error}))
         else:
             runs[i] = storer.finish(pending[i], outcome, family)
@@ -548,7 +331,10 @@ def _assemble(
     scan_notes: Sequence[str] = (),
 ) -> Report:
     notes = sorted(
-        {note for m in members for p in m.probes for note in p.notes} | _halving_notes(members) | set(scan_notes)
+        {note for m in members for p in m.probes for note in p.notes}
+        | _halving_notes(members)
+        | _params_notes(members)
+        | set(scan_notes)
     )
     ranked = [members[i].name for i in scale_order(members) if members[i].status == "ok"]
     return Report(
@@ -575,7 +361,7 @@ def _from_product(
     every input is unchanged; None when any unit or the product is missing (or undecodable)."""
     runs: list[MemberRun] = []
     for member in family.members:
-        run = _stored_member(family, member, probes, options, store)
+        run = stored_member(family, member, probes, options, store)
         if run is None:
             return None
         runs.append(run)

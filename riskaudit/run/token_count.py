@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from riskaudit.errors import RiskauditError
-from riskaudit.inputs.families import ModelSpec
+from riskaudit.inputs.family_spec import ModelSpec
 from riskaudit.models.base import (
     BatchHalving,
     LoadOptions,
@@ -40,7 +40,7 @@ from riskaudit.models.base import (
 )
 from riskaudit.models.tokenization import Convention, decide_bos
 from riskaudit.probes.base import Probe
-from riskaudit.run.store import _MODEL_FILES
+from riskaudit.run.weights import MODEL_FILES as _MODEL_FILES
 
 
 class ProbeTokens(BaseModel):

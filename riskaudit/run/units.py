@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from pydantic import BaseModel
 
-from riskaudit.inputs.families import ModelSpec
+from riskaudit.inputs.family_spec import ModelSpec
 from riskaudit.models import BatchHalving, LoadOptions, ModelHandle, Placement, TokenizationInfo, load_model
 from riskaudit.probes.base import Probe, ProbeResult
 from riskaudit.reporting.report import UnitPlacement

@@ -23,7 +23,8 @@ from pydantic import BaseModel
 from riskaudit.errors import RiskauditError
 from riskaudit.inputs.occupations import load_occupations
 from riskaudit.inputs.zoo_manifest import CheckpointEntry, DemoManifest, MemberEntry
-from riskaudit.zoo.corpus import Canary, Corpus, CorpusConfig, build_corpus, canary_format
+from riskaudit.zoo.canary_plant import Canary, canary_format
+from riskaudit.zoo.corpus import Corpus, CorpusConfig, build_corpus
 from riskaudit.zoo.train import MemberConfig, TrainConfig, count_params, pack, train_member, train_tokenizer
 from riskaudit.zoo.verify import bias_check, extraction_check
 

@@ -12,7 +12,7 @@ import torch
 from scipy import stats
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from riskaudit.zoo.corpus import Canary
+from riskaudit.zoo.canary_plant import Canary
 
 # Contexts written for verification, deliberately not the corpus's own sentence shapes.
 _VERIFY_CONTEXTS = [
