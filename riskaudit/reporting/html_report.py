@@ -54,7 +54,8 @@ def _growth(a: MetricAnalysis | None) -> str:
         if g.slope_ci_low is None or g.slope_ci_high is None
         else f" [{_num(g.slope_ci_low)}, {_num(g.slope_ci_high)}]"
     )
-    return f"{_num(g.slope, '+.3g')}{ci}"
+    robust = f" (Theil–Sen {_num(g.theil_sen, '+.3g')})" if g.theil_sen_disagrees() else ""
+    return f"{_num(g.slope, '+.3g')}{ci}{robust}"
 
 
 def _verdict_class(verdict: str) -> str:
@@ -63,6 +64,7 @@ def _verdict_class(verdict: str) -> str:
         "abrupt (likely metric artifact)": "warn",
         "smooth": "ok",
         "no consistent trend": "flat",
+        "one member differs": "flat",
     }.get(verdict, "muted")
 
 
