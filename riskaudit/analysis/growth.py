@@ -99,10 +99,12 @@ def _slope_ci(
 
 
 def _excludes_zero(lo: float | None, hi: float | None) -> int:
-    """+1 (CI above 0), −1 (below 0) or 0 (contains 0, or unknown)."""
+    """+1 (CI above 0), −1 (below 0) or 0 (contains 0, touches it up to rounding — a CI end of 1e-15 from the
+    summation order of resamples that are all equal — or is unknown)."""
     if lo is None or hi is None:
         return 0
-    return 1 if lo > 0 else (-1 if hi < 0 else 0)
+    tol = _TINY * max(1.0, abs(lo), abs(hi))
+    return 1 if lo > tol else (-1 if hi < -tol else 0)
 
 
 def _kendall_p(x: FloatArray, y: FloatArray) -> float | None:
