@@ -15,6 +15,11 @@ When the full series shows a trend (Kendall τ, the OLS CI, or the isotonic net/
 single member — leaving it out takes the growth CI to 0, the other members show no trend, and that member
 lies clearly off their mean — the verdict is ``one member differs`` and the reason names the member;
 otherwise ``no consistent trend``.
+
+A consistent trend whose change is mostly one step (S ≥ ``s_p05``, the step's rise ≥ ``step_sd`` times its
+sd, at least :data:`STEEP` times as steep as the average) but whose members lie too far apart for J to reach
+its threshold is ``step or steep rise``, with the member pair in the reason: the spacing cannot tell a step
+from a steep rise between those two members, and "smooth" would read as "no step".
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ from riskaudit.analysis.abrupt import NET_SD, Abruptness, AbruptThresholds, Emer
 from riskaudit.analysis.growth import GrowthFit
 from riskaudit.analysis.metric import MetricKind
 
-__all__ = ["ROBUST_FACTOR", "VERDICTS", "Verdict", "consistent_trend", "verdict"]
+__all__ = ["ROBUST_FACTOR", "STEEP", "VERDICTS", "Verdict", "consistent_trend", "verdict"]
 
 Verdict = Literal[
     "smooth",
     "abrupt",
     "abrupt (likely metric artifact)",
+    "step or steep rise",
     "one member differs",
     "no consistent trend",
     "insufficient data",
@@ -39,11 +45,13 @@ VERDICTS: tuple[str, ...] = (
     "smooth",
     "abrupt",
     "abrupt (likely metric artifact)",
+    "step or steep rise",
     "one member differs",
     "no consistent trend",
     "insufficient data",
 )
 ROBUST_FACTOR = 2.0  # Theil–Sen within this factor of the OLS slope counts as agreeing with it
+STEEP = 2.0  # a step at least this many times as steep as the average (J ≥ STEEP) that J's threshold misses
 
 
 class Analysed(Protocol):
@@ -51,6 +59,8 @@ class Analysed(Protocol):
 
     metric: str
     kind: MetricKind
+    members: list[str]
+    x: list[float]
     abruptness: Abruptness
     emergence: EmergencePoint
 
@@ -125,6 +135,24 @@ def _no_trend_reason(
     )
 
 
+def _coarse_step(a: Analysed, th: AbruptThresholds) -> str | None:
+    """The reason of ``step or steep rise``, or None when the change is not one step the spacing cannot resolve."""
+    ab = a.abruptness
+    k = ab.k_star
+    if ab.window != 1 or k is None or len(a.x) != len(a.members) or k + 1 >= len(a.x):
+        return None
+    if ab.s is None or ab.j is None or ab.j_threshold is None:
+        return None
+    if not (ab.s >= th.s_p05 and STEEP <= ab.j < ab.j_threshold and ab.criteria.get("step") is True):
+        return None
+    gap, span = a.x[k + 1] - a.x[k], a.x[-1] - a.x[0]
+    return (
+        f"most of the change is one step (S = {ab.s:.2f} of Σ|Δ|, J = {ab.j:.1f}) between {a.members[k]} and "
+        f"{a.members[k + 1]}, {gap:.2f} decades apart in a {span:.2f}-decade span: too coarse to tell a step from a "
+        f"steep rise (J would need {ab.j_threshold:.1f})"
+    )
+
+
 def verdict(a: Analysed, comp: Analysed | None, th: AbruptThresholds, alpha: float) -> tuple[Verdict, str]:
     """The verdict of ``a`` (and the reason written into the report), given its continuous companion ``comp``."""
     ab = a.abruptness
@@ -151,6 +179,9 @@ def verdict(a: Analysed, comp: Analysed | None, th: AbruptThresholds, alpha: flo
             if one is not None:
                 return "one member differs", one
             return "no consistent trend", "no consistent trend: " + _no_trend_reason(ab, g, tau_ok, slope_ok, alpha, th)
+        coarse = _coarse_step(a, th)
+        if coarse is not None:
+            return "step or steep rise", f"{coarse}; {evidence}"
         return "smooth", f"not abrupt ({stats_txt}; fails: {', '.join(failed) or '—'}); {evidence}"
     if a.kind != "discrete":
         where = " and ".join([*(a.emergence.pair or []), *([a.emergence.window_end] if a.emergence.window_end else [])])

@@ -62,6 +62,7 @@ def _verdict_class(verdict: str) -> str:
     return {
         "abrupt": "bad",
         "abrupt (likely metric artifact)": "warn",
+        "step or steep rise": "warn",
         "smooth": "ok",
         "no consistent trend": "flat",
         "one member differs": "flat",
@@ -175,7 +176,7 @@ def _summary(report: Report, members: list[MemberReport]) -> _Table:
         for name, label in metrics:
             a = analyses.get((probe, name))
             verdict: str = a.verdict if a is not None else "–"
-            if a is not None and a.verdict.startswith("abrupt"):
+            if a is not None and (a.verdict.startswith("abrupt") or a.verdict == "step or steep rise"):
                 verdict += f" ({a.emergence.members_label})"
             value = _value_ci(find_metric(largest, probe, name)) if largest else "–"
             t.rows.append(_Row([label, verdict, value, _growth(a)], _verdict_class(a.verdict) if a else "muted"))

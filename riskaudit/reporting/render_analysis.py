@@ -24,6 +24,7 @@ _VERDICT_STYLE = {
     "smooth": "green",
     "abrupt": "bold red",
     "abrupt (likely metric artifact)": "yellow",
+    "step or steep rise": "magenta",
     "no consistent trend": "cyan",
     "one member differs": "cyan",
     "insufficient data": "dim",
