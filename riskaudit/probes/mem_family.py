@@ -16,8 +16,11 @@ __all__ = ["finalize_family"]
 def finalize_family(probe_id: str, cfg: RunConfig, results: list[ProbeResult]) -> list[ProbeResult]:
     """Family-level metrics, given this probe's results on every member in scan order (smallest first).
 
-    Adds to each member the reference-model ratio (loss / loss of the smallest member, Carlini et al. 2021)
-    and its membership-inference metrics; and to every member but the largest the precision and recall
+    Adds to each member but the reference (the smallest) the reference-model ratio (loss / loss of the
+    smallest member, Carlini et al. 2021) and its membership-inference metrics. The reference member gets none:
+    its ratio is 1 for every item and its AUC 0.5 by construction, not a data point of the series, so it has no
+    value and every later stage (growth, abruptness, prediction) leaves it out; a one-member family has no
+    ratio at all. To every member but the largest go the precision and recall
     of "exactly extracted by this member" as a predictor of "exactly extracted by the largest"
     (Biderman et al. 2023), over the trained-on items. Idempotent; results of other probes pass through.
     """
@@ -35,15 +38,22 @@ def finalize_family(probe_id: str, cfg: RunConfig, results: list[ProbeResult]) -
         for r in res.records:
             v = {key: x for key, x in r.values.items() if key != "ref_ratio"}
             base = ref_loss.get(r.item_id)
-            if "loss" in v and base is not None and base > 0.0:
+            if pos > 0 and "loss" in v and base is not None and base > 0.0:
                 v["ref_ratio"] = v["loss"] / base
             records.append(r.model_copy(update={"values": v}))
         collector = stats.MetricCollector(cfg.bootstrap_resamples, cfg.alpha)
-        membership_metrics(collector, records, cfg, ("ref_ratio",))
+        if pos > 0:
+            membership_metrics(collector, records, cfg, ("ref_ratio",))
         notes = [n for n in res.notes if not n.startswith("reference-model ratio")]
         notes.append(
             "reference-model ratio: loss / loss of the family's smallest member"
-            + (" (this member is the reference: the ratio is 1 for every item)" if pos == 0 else "")
+            + (
+                " (this member is the reference member: its ratio would be 1 for every item and its AUC 0.5 by "
+                "construction, so the ratio-to-reference metrics have no value here and the scaling analysis "
+                "leaves it out)"
+                if pos == 0
+                else ""
+            )
         )
         if i != mine[-1]:
             mine_exact = {

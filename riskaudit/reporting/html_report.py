@@ -43,15 +43,18 @@ def _growth(a: MetricAnalysis | None) -> str:
     g = None if a is None else a.growth
     if g is None or g.slope is None:
         return "–"
-    return num(g.slope, "+.3g", finite=True) + ci_suffix(g.slope_ci_low, g.slope_ci_high, finite=True)
+    robust = f" (Theil–Sen {num(g.theil_sen, '+.3g', finite=True)})" if g.theil_sen_disagrees() else ""
+    return num(g.slope, "+.3g", finite=True) + ci_suffix(g.slope_ci_low, g.slope_ci_high, finite=True) + robust
 
 
 def _verdict_class(verdict: str) -> str:
     return {
         "abrupt": "bad",
         "abrupt (likely metric artifact)": "warn",
+        "step or steep rise": "warn",
         "smooth": "ok",
         "no consistent trend": "flat",
+        "one member differs": "flat",
     }.get(verdict, "muted")
 
 
@@ -153,7 +156,7 @@ def _summary(report: Report, members: list[MemberReport]) -> _Table:
         for name, label in metrics:
             a = member_analysis(report, probe, name)
             verdict: str = a.verdict if a is not None else "–"
-            if a is not None and a.verdict.startswith("abrupt"):
+            if a is not None and (a.verdict.startswith("abrupt") or a.verdict == "step or steep rise"):
                 verdict += f" ({a.emergence.members_label})"
             value = _value_ci(find_metric(largest, probe, name)) if largest else "–"
             t.rows.append(_Row([label, verdict, value, _growth(a)], _verdict_class(a.verdict) if a else "muted"))

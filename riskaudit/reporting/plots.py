@@ -1,7 +1,9 @@
 """Plots of a report: one PNG per risk metric, metric vs training FLOPs across the family's members.
 
 Each panel shows the members' values with their 95% CI bars on a log FLOPs axis (parameters when FLOPs are
-unknown), the baseline, the OLS trend of the analysis mapped back to metric units, the abrupt step (shaded,
+unknown), the baseline, the OLS trend of the analysis and its monotone (isotonic) fit mapped back to metric
+units — a straight line alone would draw a step as a steady rise — both kept inside a bounded metric's range
+(a proportion or AUC in [0, 1], a correlation in [−1, 1]), the abrupt step (shaded,
 only when the analysis flags it) and the first member clearly above baseline (Wei et al. 2022). A discrete
 metric is drawn next to its continuous companion (two panels). Uses matplotlib's Agg canvas directly (no
 pyplot, no global backend change); never prints.
@@ -18,11 +20,13 @@ import sys
 from collections.abc import Collection
 from pathlib import Path
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
+from riskaudit.analysis.abrupt import isotonic_fit
 from riskaudit.analysis.metric import MetricResult
 from riskaudit.errors import RiskauditError
 from riskaudit.reporting.lookup import find_metric, member_analysis, metric_keys, representative_members
@@ -74,6 +78,25 @@ def _unorient(v: float, orientation: str, baseline: float, sign: float) -> float
     return v
 
 
+_UNIT_WORDS = ("auc", "accuracy", "precision", "recall", "share", "rate", "prob", "agreement", "tpr", "extraction")
+
+
+def _bounds(metric: str, proto: MetricResult, ys: list[float]) -> tuple[float, float] | None:
+    """The range a fitted line must stay in: [−1, 1] for a correlation, [0, 1] for a proportion or an AUC
+    (discrete, or named so, with every value in [0, 1]); None when unbounded."""
+    name = metric.lower()
+    if "correlation" in name or "pearson" in name or "spearman" in name:
+        return (-1.0, 1.0)
+    in_unit = all(0.0 <= y <= 1.0 for y in ys)
+    if in_unit and (proto.kind == "discrete" or any(w in name for w in _UNIT_WORDS)):
+        return (0.0, 1.0)
+    return None
+
+
+def _clip(vals: list[float], bounds: tuple[float, float] | None) -> list[float]:
+    return vals if bounds is None else [min(bounds[1], max(bounds[0], v)) for v in vals]
+
+
 def _panel(ax: Axes, report: Report, probe: str, metric: str) -> bool:
     axis, pts = _points(report, probe, metric)
     if not pts:
@@ -105,7 +128,9 @@ def _panel(ax: Axes, report: Report, probe: str, metric: str) -> bool:
             mean_dev = sum(y - proto.baseline for y in ys)
             sign = 1.0 if mean_dev >= 0 else -1.0
             grid = [min(a.x) + (max(a.x) - min(a.x)) * i / 49 for i in range(50)]
-            line = [_unorient(my + g.slope * (x - mx), a.orientation, proto.baseline, sign) for x in grid]
+            bounds = _bounds(metric, proto, ys)
+            fitted = [_unorient(my + g.slope * (x - mx), a.orientation, proto.baseline, sign) for x in grid]
+            line = _clip(fitted, bounds)
             ci = (
                 ""
                 if g.slope_ci_low is None or g.slope_ci_high is None
@@ -114,6 +139,10 @@ def _panel(ax: Axes, report: Report, probe: str, metric: str) -> bool:
             unit = "FLOPs" if axis == "flops" else "params"
             label = f"OLS trend {g.slope:+.2g}{ci} per decade of {unit} (oriented)"
             ax.plot([10**x for x in grid], line, color="C1", linewidth=1.5, label=label)
+            if len(a.y) >= 3 and (a.abruptness.net or 0.0) != 0.0:
+                fit, _ = isotonic_fit(np.asarray(a.y, dtype=np.float64), increasing=(a.abruptness.net or 0.0) > 0)
+                mono = _clip([_unorient(float(v), a.orientation, proto.baseline, sign) for v in fit], bounds)
+                ax.plot([10**x for x in a.x], mono, color="C4", linewidth=1.2, linestyle="--", label="monotone fit")
         xmap = {m.name: _x(m, axis) for m, _ in pts}
         pair = a.emergence.pair
         end = a.emergence.window_end or (pair[1] if pair else None)

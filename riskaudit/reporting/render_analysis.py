@@ -25,7 +25,9 @@ _VERDICT_STYLE = {
     "smooth": "green",
     "abrupt": "bold red",
     "abrupt (likely metric artifact)": "yellow",
+    "step or steep rise": "magenta",
     "no consistent trend": "cyan",
+    "one member differs": "cyan",
     "insufficient data": "dim",
 }
 
@@ -39,7 +41,8 @@ def _growth_cell(g: GrowthFit | None, primary: str | None) -> str:
         return "–"
     unit = "" if primary == "flops" else " †"
     decimals, _ = column_format([g.slope, g.slope_ci_low, g.slope_ci_high])
-    return ci_cell(g.slope, g.slope_ci_low, g.slope_ci_high, decimals, signed=True) + unit
+    robust = "" if not g.theil_sen_disagrees() else f" (Theil–Sen {_num(g.theil_sen)})"
+    return ci_cell(g.slope, g.slope_ci_low, g.slope_ci_high, decimals, signed=True) + unit + robust
 
 
 def _tau_cell(g: GrowthFit | None) -> str:
@@ -179,6 +182,8 @@ def _growth_json(g: GrowthFit | None) -> dict[str, Any] | None:
         "theil_sen": g.theil_sen,
         "kendall_tau": g.kendall_tau,
         "kendall_p": g.kendall_p,
+        "kendall_p_leave_one_out": g.kendall_p_loo,
+        "leave_one_out": None if g.loo is None else g.loo.model_dump(mode="json"),
         "logit_slope": g.logit_slope,
         "logit_slope_ci_low": g.logit_slope_ci_low,
         "logit_slope_ci_high": g.logit_slope_ci_high,
