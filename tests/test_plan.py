@@ -310,3 +310,20 @@ def test_pass_shapes_equal_the_real_models_forward_passes() -> None:
             assert c.shapes == seen[0], probe.id
             kinds |= {k for k, v in c.shapes.model_dump().items() if v}
     assert kinds == set(PassShapes.model_fields)  # every kind of pass was compared
+
+
+def test_ray_requests_the_plans_memory_for_the_counted_passes(demo_probes: list[Any]) -> None:
+    """The Ray executor's request for a CPU unit is the plan's peak, sized by the probes' counted passes (not
+    the default every-position pass, which is several times larger)."""
+    from riskaudit.run.ray_executor import RayExecutor
+
+    family = load_family("demo")
+    plan = plan_scan(family, demo_probes, ScanOptions(), None, "ray", None, False)
+    counter = TokenCounter(demo_probes)
+    executor = RayExecutor()  # not connected: a CPU scan's request needs no cluster
+    for member, unit in zip(family.members, plan.units, strict=True):
+        need = executor.resources(member, ScanOptions().load, counter)
+        assert need.memory == unit.footprint.peak_bytes == unit.resources.memory is not None
+        assert need.num_gpus == 0.0 and need.num_cpus == 1.0
+        default = estimate_footprint(member, ScanOptions().load).peak_bytes
+        assert default is not None and need.memory < default
