@@ -4,7 +4,8 @@ Three timings, each a whole `riskaudit scan` process with an empty result store 
 
 * local: ``scan --family demo`` (one member after another, torch on --threads threads);
 * ray: the same with ``--executor ray`` on a Ray cluster of two one-CPU workers (``--cluster two-nodes``: a
-  head and a worker node started here over loopback, as tests/test_ray_executor.py does; ``local``: the
+  head and a worker node started here over loopback by riskaudit.run.ray_local, as tests/test_ray_executor.py
+  does; ``local``: the
   Ray that the scan starts itself, one worker per CPU);
 * overhead: the same pair for a scan whose units are nearly empty (one member, one probe, --limit 1), so the
   difference is what Ray costs on top of the work: connecting, shipping the probes, starting a worker
@@ -22,52 +23,13 @@ import argparse
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_cluster(tmp: Path, nodes: int, env: dict[str, str]) -> tuple[str, list[subprocess.Popen[bytes]]]:
-    """``nodes`` one-CPU Ray nodes on loopback (the first is the head); returns the address and processes."""
-    port = _free_port()
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    procs: list[subprocess.Popen[bytes]] = []
-    for i in range(nodes):
-        extra = (
-            ["--head", f"--port={port}", "--include-dashboard=false", "--disable-usage-stats"]
-            if i == 0
-            else [f"--address=127.0.0.1:{port}"]
-        )
-        log = tmp / f"node{i}.log"
-        cmd = [ray_bin, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0"]
-        cmd += [*extra, f"--temp-dir={tmp / 'ray'}"]
-        with log.open("wb") as fh:
-            procs.append(subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True))
-        end = time.monotonic() + 120
-        while "--block" not in log.read_text():
-            if procs[-1].poll() is not None or time.monotonic() > end:
-                raise SystemExit(f"ray node {i} did not start: {log.read_text()[-1000:]}")
-            time.sleep(0.5)
-    return f"127.0.0.1:{port}", procs
-
-
-def stop_cluster(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGKILL)
-        p.wait(timeout=60)
+from riskaudit.run.ray_local import RAY_ENV, local_cluster
 
 
 def timed_scan(args: list[str], out: Path, env: dict[str, str]) -> tuple[float, dict[str, object]]:
@@ -123,12 +85,11 @@ def main() -> None:
         tiny = [*common, "--probes", "occupation_gender_pronoun", "--limit", "1"]
     with tempfile.TemporaryDirectory(prefix="riskaudit-bench-ray-") as tmp_s:
         tmp = Path(tmp_s)
-        procs: list[subprocess.Popen[bytes]] = []
         ray_args = ["--executor", "ray"]
-        try:
+        with contextlib.ExitStack() as stack:
             if a.cluster == "two-nodes":
-                address, procs = start_cluster(tmp, 2, base)
-                ray_args += ["--ray-address", address]
+                cluster = stack.enter_context(local_cluster(2, env=base, tmp=tmp, timeout=120))
+                ray_args += ["--ray-address", cluster.address]
             rows = []
             pairs = [("fixed overhead (1 member, 1 probe, --limit 1)", tiny)]
             if not a.skip_full:
@@ -137,8 +98,6 @@ def main() -> None:
                 t_local, d_local = timed_scan(args, tmp / "local.json", local_env)
                 t_ray, d_ray = timed_scan([*args, *ray_args], tmp / "ray.json", base)
                 rows.append((label, t_local, t_ray, max_diff(metrics(d_local), metrics(d_ray))))
-        finally:
-            stop_cluster(procs)
     workers = "2 one-CPU nodes on loopback" if a.cluster == "two-nodes" else "a local Ray, one worker per CPU"
     print(f"cores: {os.cpu_count()}, local torch threads: {a.threads}, Ray: {workers}")
     print(f"{'scan':<48} {'local s':>9} {'ray s':>9} {'ray/local':>10}  max |Δ metric|")

@@ -248,7 +248,7 @@ def test_plan_json_sees_the_units_a_real_scan_stored(
     [
         (["--json"], "--json needs --plan"),
         (["--plan", "--gpu-memory", "80"], "--gpu-memory sizes GPU tasks: add --device auto"),
-        (["--plan", "--device", "auto", "--gpu-memory", "0.3"], "demo-5.8m needs ~0.33 GiB at float32, more than one device's 0.30 GiB"),
+        (["--plan", "--device", "auto", "--gpu-memory", "0.07"], "demo-5.8m needs ~0.08 GiB at float32, more than one device's 0.07 GiB"),
     ],
 )
 def test_plan_usage_errors_are_one_line(
@@ -260,3 +260,70 @@ def test_plan_usage_errors_are_one_line(
         cli.main()
     err = capsys.readouterr().err
     assert info.value.code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+
+
+def test_pass_shapes_equal_the_real_models_forward_passes() -> None:
+    """The largest forward passes the counting model records (what the memory estimate sizes) equal those the
+    real model makes, batched 4 at a time: rows × width of every teacher-forced pass, rows × positions of the
+    logits it projects (``logits_to_keep``), and rows × (width + new tokens) of every decode."""
+    from riskaudit.run.placement import PassShapes
+
+    family = load_family("demo")
+    member = family.members[0]
+    probes = [limit_probe(p, 2) for p in build_probes(family, ProbeOptions(exposure_candidates=3))]
+    load = LoadOptions(batch_size=4)
+    counted = count_probe_tokens(load_counting_model(member, load), probes)
+    seen = [PassShapes()]
+    decoding = [False]
+
+    def hook(_module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        if decoding[0]:
+            return
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        rows, width = int(ids.shape[0]), int(ids.shape[1])
+        keep = kwargs.get("logits_to_keep")
+        kept = width if keep is None or isinstance(keep, int) else len(keep)
+        seen[0] = seen[0].merge(PassShapes(tokens=rows * width, logit_rows=rows * kept))
+
+    with load_model(member.source, None, load, name=member.name) as model:
+        hf = model._model  # type: ignore[attr-defined]
+        hf.register_forward_pre_hook(hook, with_kwargs=True)
+        generate = hf.generate
+
+        def recording_generate(*args: Any, **kwargs: Any) -> Any:
+            ids, n_new = kwargs["input_ids"], kwargs["generation_config"].max_new_tokens
+            rows, width = int(ids.shape[0]), int(ids.shape[1])
+            shape = PassShapes(decode_tokens=rows * (width + n_new), decode_logits=rows * n_new, decode_rows=rows)
+            seen[0] = seen[0].merge(shape)
+            decoding[0] = True
+            try:
+                return generate(*args, **kwargs)
+            finally:
+                decoding[0] = False
+
+        hf.generate = recording_generate
+        kinds = set()
+        for probe, c in zip(probes, counted, strict=True):
+            seen[0] = PassShapes()
+            torch.manual_seed(0)
+            probe.run(model)
+            assert c.shapes == seen[0], probe.id
+            kinds |= {k for k, v in c.shapes.model_dump().items() if v}
+    assert kinds == set(PassShapes.model_fields)  # every kind of pass was compared
+
+
+def test_ray_requests_the_plans_memory_for_the_counted_passes(demo_probes: list[Any]) -> None:
+    """The Ray executor's request for a CPU unit is the plan's peak, sized by the probes' counted passes (not
+    the default every-position pass, which is several times larger)."""
+    from riskaudit.run.ray_executor import RayExecutor
+
+    family = load_family("demo")
+    plan = plan_scan(family, demo_probes, ScanOptions(), None, "ray", None, False)
+    counter = TokenCounter(demo_probes)
+    executor = RayExecutor()  # not connected: a CPU scan's request needs no cluster
+    for member, unit in zip(family.members, plan.units, strict=True):
+        need = executor.resources(member, ScanOptions().load, counter)
+        assert need.memory == unit.footprint.peak_bytes == unit.resources.memory is not None
+        assert need.num_gpus == 0.0 and need.num_cpus == 1.0
+        default = estimate_footprint(member, ScanOptions().load).peak_bytes
+        assert default is not None and need.memory < default

@@ -1,29 +1,28 @@
 """``scan --executor ray`` on a real two-node Ray cluster started on this machine over loopback.
 
-The cluster is two ``ray start --block`` processes (a head and a worker node, one CPU each), each in its own
-process group, killed with the group when the module's tests end. Token authentication is off for this
-loopback cluster (RAY_AUTH_MODE=disabled on every process of it); see docs/scale-out.md for real clusters.
+The cluster (:func:`riskaudit.run.ray_local.local_cluster`) is two ``ray start --block`` processes (a head and
+a worker node, one CPU each), each in its own process group, killed with the group when the module's tests
+end. Token authentication is off for this loopback cluster (RAY_AUTH_MODE=disabled on every process of it);
+see docs/scale-out.md for real clusters.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import assert_one_line_error, run_cli
 
 from riskaudit.reporting.report import Report, read_report
+from riskaudit.run.ray_local import BOUND_S, RAY_ENV, LocalCluster, free_port, local_cluster, wait_for
 
 
 def _need_ray() -> None:
@@ -41,86 +40,13 @@ SCAN = [
     "--seed",
     "5",
 ]
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-BOUND_S = 90  # any cluster step that takes longer than this has failed
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(pred: Any, what: str, timeout: float = BOUND_S) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-
-
-class Cluster:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.port = _free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.env = {**os.environ, **RAY_ENV}
-
-    def _start(self, name: str, *args: str) -> Path:
-        log = self.tmp / f"{name}.log"
-        ray_bin = str(Path(sys.executable).parent / "ray")
-        cmd = [ray_bin, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0", *args]
-        with log.open("wb") as fh:
-            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
-        self.procs.append(proc)
-        _wait_for(lambda: "--block" in log.read_text() or proc.poll() is not None, f"ray node {name}")
-        if proc.poll() is not None:
-            raise RuntimeError(f"ray node {name} exited: {log.read_text()[-2000:]}")
-        return log
-
-    def start(self) -> None:
-        tmp_dir = str(self.tmp / "ray")
-        self._start(
-            "head",
-            "--head",
-            f"--port={self.port}",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-            f"--temp-dir={tmp_dir}",
-        )
-        self._start("worker", f"--address={self.address}", f"--temp-dir={tmp_dir}")
-        _wait_for(lambda: self.alive_nodes() == 2, "two alive nodes")
-
-    def alive_nodes(self) -> int:
-        code = (
-            f"import ray, logging; ray.init(address={self.address!r}, log_to_driver=False, "
-            "logging_level=logging.ERROR); "
-            "print(sum(1 for n in ray.nodes() if n['Alive']))"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, env=self.env, timeout=BOUND_S
-        )
-        return int(out.stdout.strip() or 0)
-
-    def stop(self) -> None:
-        for proc in self.procs:  # every Ray process of a node is in its `ray start`'s process group
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        for proc in self.procs:
-            proc.wait(timeout=BOUND_S)
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
+def cluster() -> Iterator[LocalCluster]:
     _need_ray()
-    with tempfile.TemporaryDirectory(prefix="riskaudit-ray-") as tmp:
-        c = Cluster(Path(tmp))
-        try:
-            c.start()
-            yield c
-        finally:
-            c.stop()
+    with local_cluster(2) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +76,7 @@ def _unit_pids() -> set[int]:
     return {int(line.split(None, 1)[0]) for line in out.splitlines() if "ray::riskaudit:" in line}
 
 
-def _scan_proc(cluster: Cluster, out: Path, cache: Path) -> subprocess.Popen[str]:
+def _scan_proc(cluster: LocalCluster, out: Path, cache: Path) -> subprocess.Popen[str]:
     env = {**os.environ, **RAY_ENV, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "riskaudit", *SCAN, "--out", str(out), "--cache-dir", str(cache)]
     cmd += ["--executor", "ray", "--ray-address", cluster.address]
@@ -159,13 +85,13 @@ def _scan_proc(cluster: Cluster, out: Path, cache: Path) -> subprocess.Popen[str
 
 @pytest.mark.slow
 def test_two_nodes_give_the_local_report_and_a_killed_worker_is_retried(
-    cluster: Cluster, local_report: Report, tmp_path: Path
+    cluster: LocalCluster, local_report: Report, tmp_path: Path
 ) -> None:
     out = tmp_path / "r.json"
     proc = _scan_proc(cluster, out, tmp_path / "cache")
     killed: list[int] = []
     try:
-        _wait_for(lambda: bool(_unit_pids()) or proc.poll() is not None, "a unit to start", timeout=300)
+        wait_for(lambda: bool(_unit_pids()) or proc.poll() is not None, "a unit to start", timeout=300)
         time.sleep(2)  # mid-unit: loading the model or running a probe
         pids = _unit_pids()
         if pids:
@@ -194,7 +120,7 @@ def test_two_nodes_give_the_local_report_and_a_killed_worker_is_retried(
 
 
 @pytest.mark.slow
-def test_a_killed_driver_resumes_from_the_store(cluster: Cluster, local_report: Report, tmp_path: Path) -> None:
+def test_a_killed_driver_resumes_from_the_store(cluster: LocalCluster, local_report: Report, tmp_path: Path) -> None:
     out, cache = tmp_path / "r.json", tmp_path / "cache"
     proc = _scan_proc(cluster, out, cache)
     assert proc.stderr is not None
@@ -246,7 +172,7 @@ def test_executor_usage_errors(tmp_path: Path, args: list[str], message: str) ->
 
 def test_unreachable_cluster_is_one_line(tmp_path: Path) -> None:
     _need_ray()
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     proc = run_cli(
         *SCAN,
         "--executor",
@@ -294,7 +220,7 @@ def test_a_local_ray_started_by_the_scan(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_member_that_cannot_load_on_a_worker_is_a_member_failure(cluster: Cluster, tmp_path: Path) -> None:
+def test_a_member_that_cannot_load_on_a_worker_is_a_member_failure(cluster: LocalCluster, tmp_path: Path) -> None:
     """A load error on a worker is not retried: with --keep-going the member is recorded as failed (exit 1),
     without it the scan stops with the worker's one-line reason (exit 2)."""
     from tiny import write_tiny_family
@@ -350,7 +276,7 @@ print(json.dumps(events.seen))
 
 
 @pytest.mark.slow
-def test_worker_probe_progress_reaches_the_driver(cluster: Cluster) -> None:
+def test_worker_probe_progress_reaches_the_driver(cluster: LocalCluster) -> None:
     env = {**os.environ, **RAY_ENV, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", PROGRESS_SCRIPT, cluster.address], capture_output=True, text=True, env=env, timeout=600

@@ -82,3 +82,13 @@ def test_the_real_versions_are_the_installed_ones() -> None:
     assert unit_key.library_versions() == {
         name: version(name) for name in ("torch", "transformers", "tokenizers", "accelerate")
     }
+
+
+def test_a_non_default_backend_gets_keys_of_its_own() -> None:
+    """Numbers from another model backend are never served for the transformers backend (and back)."""
+    from riskaudit.models import LoadOptions
+    from riskaudit.run.unit_key import unit_options_hash
+
+    default = unit_options_hash(LoadOptions(), seed=0)
+    assert unit_options_hash(LoadOptions(backend="transformers"), seed=0) == default
+    assert unit_options_hash(LoadOptions(backend="other"), seed=0) != default

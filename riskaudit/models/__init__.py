@@ -9,14 +9,15 @@ torch/transformers lazily, so importing this package stays cheap.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from riskaudit.models.backends import backend_names, get_backend, load_with_backend, register_backend
 from riskaudit.models.base import (
     ADD_BOS_CHOICES,
+    DEFAULT_BACKEND,
     DTYPE_CHOICES,
     DTYPES,
     AddBos,
     BatchHalving,
+    LoadedModel,
     LoadOptions,
     LoglikelihoodResult,
     ModelHandle,
@@ -26,28 +27,30 @@ from riskaudit.models.base import (
     TokenStats,
 )
 
-if TYPE_CHECKING:
-    from riskaudit.models.hf import HFModel
-
 __all__ = [
     "ADD_BOS_CHOICES",
+    "DEFAULT_BACKEND",
     "DTYPES",
     "DTYPE_CHOICES",
     "AddBos",
     "BatchHalving",
     "LoadOptions",
+    "LoadedModel",
     "LoglikelihoodResult",
     "ModelHandle",
     "ParamCounts",
     "Placement",
     "TokenStats",
     "TokenizationInfo",
+    "backend_names",
+    "get_backend",
     "load_model",
+    "register_backend",
 ]
 
 
-def load_model(source: str, revision: str | None, options: LoadOptions, name: str | None = None) -> HFModel:
-    """Load a causal LM + tokenizer (hub id or local dir); see :func:`riskaudit.models.loading.load_model`."""
-    from riskaudit.models.loading import load_model as _load
-
-    return _load(source, revision, options, name)
+def load_model(source: str, revision: str | None, options: LoadOptions, name: str | None = None) -> LoadedModel:
+    """Load a causal LM + tokenizer (hub id or local dir) with the backend ``options.backend`` names
+    (``transformers``: :func:`riskaudit.models.loading.load_model`); an unknown backend is a one-line
+    :class:`~riskaudit.errors.ModelLoadError` naming the registered ones."""
+    return load_with_backend(source, revision, options, name)

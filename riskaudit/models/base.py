@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from types import TracebackType
+from typing import Literal, Protocol, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +15,7 @@ DTYPES = ("float32", "float16", "bfloat16")
 DTYPE_CHOICES = (*DTYPES, "auto")  # auto: bfloat16 on CUDA devices with native bfloat16, else float32
 AddBos = Literal["auto", "yes", "no"]
 ADD_BOS_CHOICES: tuple[AddBos, ...] = ("auto", "yes", "no")
+DEFAULT_BACKEND = "transformers"  # the model backend of LoadOptions (see riskaudit.models.backends)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class LoadOptions(BaseModel):
     trust_remote_code: bool = False  # run the model repository's own Python code
     max_length: int | None = None  # default: the model's context length
     add_bos: AddBos = "auto"  # auto: as the tokenizer's own configuration says (see riskaudit.models.tokenization)
+    backend: str = DEFAULT_BACKEND  # the registered backend that loads the model (see riskaudit.models.backends)
 
 
 class ModelHandle(Protocol):
@@ -167,3 +170,20 @@ class ModelHandle(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class LoadedModel(ModelHandle, Protocol):
+    """What a model backend's loader returns: a :class:`ModelHandle` that also counts its parameters (the
+    scaling analysis's x axis) and closes itself at the end of a ``with`` block."""
+
+    @property
+    def n_params_total(self) -> int: ...
+
+    @property
+    def n_params_nonembedding(self) -> int: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...

@@ -83,7 +83,8 @@ def score_many(logits: torch.Tensor, requests: Sequence[ScoreRequest], check: An
     ``check(tensor)`` is called on every float32 block of logits (e.g. :func:`check_finite`).
 
     Positions shared by several requests (one context, several continuations) are normalised once; the
-    log-softmax runs over the gathered positions in bounded chunks.
+    log-softmax runs over the gathered positions in bounded chunks, and each chunk's targets are read before
+    the next (the float32 working memory is one chunk's, however many positions are scored).
     """
     slot: dict[tuple[int, int], int] = {}
     rows: list[int] = []
@@ -106,22 +107,24 @@ def score_many(logits: torch.Tensor, requests: Sequence[ScoreRequest], check: An
         dev = logits.device
         vocab = int(logits.shape[-1])
         chunk = max(1, (1 << 27) // max(1, vocab))  # ≤ 512 MiB of float32 logits at a time
-        lp_parts: list[torch.Tensor] = []
-        arg_parts: list[torch.Tensor] = []
         with torch.inference_mode():
             row_t = torch.tensor(rows, dtype=torch.long, device=dev)
             col_t = torch.tensor(cols, dtype=torch.long, device=dev)
             sel_t = torch.tensor(sel, dtype=torch.long, device=dev)
             tgt_t = torch.tensor(tgts, dtype=torch.long, device=dev)
+            lp_t = torch.zeros(len(sel), dtype=torch.float32, device=dev)
+            argmax = torch.zeros(len(rows), dtype=torch.long, device=dev)
             for lo in range(0, len(rows), chunk):
-                x = logits[row_t[lo : lo + chunk], col_t[lo : lo + chunk]].float()
+                hi = min(lo + chunk, len(rows))
+                x = logits[row_t[lo:hi], col_t[lo:hi]].float()
                 check(x)
-                lp_parts.append(torch.log_softmax(x, dim=-1))
-                arg_parts.append(x.argmax(dim=-1))
+                argmax[lo:hi] = x.argmax(dim=-1)
+                lp = torch.log_softmax(x, dim=-1)
                 del x
-            logp = torch.cat(lp_parts) if len(lp_parts) > 1 else lp_parts[0]
-            argmax = torch.cat(arg_parts) if len(arg_parts) > 1 else arg_parts[0]
-            lp_all = logp[sel_t, tgt_t].cpu().double().numpy()
+                mine = ((sel_t >= lo) & (sel_t < hi)).nonzero().squeeze(1)  # the targets read at these positions
+                lp_t[mine] = lp[sel_t[mine] - lo, tgt_t[mine]]
+                del lp  # one chunk's float32 rows at a time: memory bounded by the chunk, not the positions
+            lp_all = lp_t.cpu().double().numpy()
             match_all = (argmax[sel_t] == tgt_t).cpu().numpy().astype(np.bool_)
     out: list[tuple[FloatRows, FloatRows]] = []
     pos = 0

@@ -5,15 +5,20 @@ Every ``*.yaml`` / ``*.yml`` file is one probe definition with a top-level ``kin
 (``pronoun``, ``coreference``, ``minimal_pairs``, ``free_generation``) and ``memorization`` are validated
 and loaded here (:func:`load_probes`); the memorization suite needs the scan's data
 (:class:`~riskaudit.probes.memorization.MemorizationInputs`) and is left out when there is none. A user
-memorization file replaces the built-in one (one suite per scan: it is the costly probe). Any other kind
-is *not* an error: it is listed with ``handled=False`` (:func:`unhandled_probe_files`).
+memorization file replaces the built-in one (one suite per scan: it is the costly probe).
+
+Installed packages add kinds through the entry-point group ``riskaudit.probe_kinds``: the entry point's
+name is the kind, its object a :class:`ProbeKind` (a spec model and a ``from_spec`` factory); such a kind is
+validated and loaded like a built-in bias kind, and imported only when a file of that kind is met. Any other
+kind is *not* an error: it is listed with ``handled=False`` (:func:`unhandled_probe_files`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -62,6 +67,57 @@ BIAS_KINDS: dict[str, tuple[type[SpecBase], Callable[[SpecBase, Table | None], P
 
 
 MEMORIZATION_KIND = "memorization"
+ENTRY_POINT_GROUP = "riskaudit.probe_kinds"
+
+KindEntry = tuple[type[SpecBase], Callable[[SpecBase, Table | None], Probe]]
+
+
+class ProbeKind(Protocol):
+    """What an entry point of ``riskaudit.probe_kinds`` names (usually the probe class itself): the pydantic
+    model of its YAML (a :class:`~riskaudit.probes.spec.SpecBase` with ``kind: Literal["<name>"]``) and the
+    factory of a runnable probe from a validated spec and the ``--occupation-table`` override."""
+
+    spec_model: type[SpecBase]
+
+    def from_spec(self, spec: Any, table: Table | None, /) -> Probe: ...
+
+
+def _declared() -> dict[str, EntryPoint]:
+    """The kinds installed packages declare (first declaration of a name wins), built-in names refused."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in BIAS_KINDS or ep.name == MEMORIZATION_KIND:
+            raise ProbeError(
+                f"entry point {ep.name} = {ep.value} in group {ENTRY_POINT_GROUP}: "
+                f"{ep.name!r} is a built-in probe kind; give the plug-in kind another name"
+            )
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def _plugin_kind(ep: EntryPoint, source: str) -> KindEntry:
+    """Import a declared kind and check its shape; any problem is one line naming the file and the plug-in."""
+    where = f"{source}: kind: probe kind {ep.name!r} ({ep.value}, entry point group {ENTRY_POINT_GROUP})"
+    try:
+        obj = ep.load()
+    except Exception as exc:
+        raise ProbeError(f"{where} cannot be imported: {type(exc).__name__}: {exc}") from None
+    spec_model = getattr(obj, "spec_model", None)
+    factory = getattr(obj, "from_spec", None)
+    if not (isinstance(spec_model, type) and issubclass(spec_model, SpecBase)) or not callable(factory):
+        raise ProbeError(
+            f"{where} is not a probe kind: it needs a spec_model (a SpecBase subclass) and a from_spec(spec, table)"
+        )
+    return spec_model, factory
+
+
+def _known_kinds(declared: dict[str, EntryPoint], kind: str, source: str) -> KindEntry | None:
+    """The spec model and factory of a bias or plug-in kind; None for memorization and unknown kinds."""
+    if kind in BIAS_KINDS:
+        return BIAS_KINDS[kind]
+    if kind in declared:
+        return _plugin_kind(declared[kind], source)
+    return None
 
 
 class ProbeInfo(BaseModel):
@@ -75,7 +131,7 @@ class ProbeInfo(BaseModel):
     version: int | None = None
     description: str = ""
     builtin: bool = False
-    handled: bool  # a bias kind, validated in full and loadable with load_bias_probes
+    handled: bool  # a bias, memorization or plug-in kind, validated in full (and loadable)
     content_hash: str | None = None  # sha256 of the canonical spec (handled kinds only)
     n_templates: int | None = None  # templates / prompts (handled kinds only)
 
@@ -101,7 +157,9 @@ def _head(data: Any, source: str) -> tuple[str, str]:
     return data["id"], data["kind"]
 
 
-def _info(path: Path, builtin: bool) -> tuple[ProbeInfo, SpecBase | MemorizationSpec | None]:
+def _info(
+    path: Path, builtin: bool, declared: dict[str, EntryPoint]
+) -> tuple[ProbeInfo, SpecBase | MemorizationSpec | None, KindEntry | None]:
     source = str(path)
     data = read_yaml(path)
     probe_id, kind = _head(data, source)
@@ -117,8 +175,9 @@ def _info(path: Path, builtin: bool) -> tuple[ProbeInfo, SpecBase | Memorization
             handled=True,
             content_hash=mem.content_hash(),
         )
-        return info, mem
-    if kind not in BIAS_KINDS:
+        return info, mem, None
+    entry = _known_kinds(declared, kind, source)
+    if entry is None:
         version = data.get("version")
         description = data.get("description")
         info = ProbeInfo(
@@ -130,8 +189,8 @@ def _info(path: Path, builtin: bool) -> tuple[ProbeInfo, SpecBase | Memorization
             builtin=builtin,
             handled=False,
         )
-        return info, None
-    spec = parse_spec(BIAS_KINDS[kind][0], data, source)
+        return info, None, None
+    spec = parse_spec(entry[0], data, source)
     info = ProbeInfo(
         path=path,
         id=spec.id,
@@ -143,7 +202,7 @@ def _info(path: Path, builtin: bool) -> tuple[ProbeInfo, SpecBase | Memorization
         content_hash=spec.content_hash(),
         n_templates=_n_templates(spec),
     )
-    return info, spec
+    return info, spec, entry
 
 
 def validate_probe_file(path: str | Path) -> ProbeInfo:
@@ -153,7 +212,7 @@ def validate_probe_file(path: str | Path) -> ProbeInfo:
     p = Path(path)
     if not p.is_file():
         raise ProbeError(f"{p}: no such probe file")
-    return _info(p, builtin=_is_builtin(p))[0]
+    return _info(p, _is_builtin(p), _declared())[0]
 
 
 def _is_builtin(path: Path) -> bool:
@@ -181,15 +240,18 @@ def probe_files(probe_dirs: Iterable[str | Path] = ()) -> list[tuple[Path, bool]
     return out
 
 
-def _discover(probe_dirs: Iterable[str | Path]) -> list[tuple[ProbeInfo, SpecBase | MemorizationSpec | None]]:
+def _discover(
+    probe_dirs: Iterable[str | Path],
+) -> list[tuple[ProbeInfo, SpecBase | MemorizationSpec | None, KindEntry | None]]:
     """Built-in files first (bias kinds in the order of BIAS_KINDS, then other kinds), then user files."""
     rank = {kind: i for i, kind in enumerate(BIAS_KINDS)}
+    declared = _declared()
     found = sorted(
-        (_info(f, builtin) for f, builtin in probe_files(probe_dirs)),
+        (_info(f, builtin, declared) for f, builtin in probe_files(probe_dirs)),
         key=lambda pair: (not pair[0].builtin, rank.get(pair[0].kind, len(rank))),
     )
     first: dict[str, Path] = {}
-    for info, _ in found:
+    for info, _, _ in found:
         if info.id in first:
             raise ProbeError(f"{info.path}: id: probe id {info.id!r} is already defined in {first[info.id]}")
         first[info.id] = info.path
@@ -198,7 +260,7 @@ def _discover(probe_dirs: Iterable[str | Path]) -> list[tuple[ProbeInfo, SpecBas
 
 def list_probe_files(probe_dirs: Iterable[str | Path] = ()) -> list[ProbeInfo]:
     """Every probe file (built-in first, then ``probe_dirs``), validated; duplicate ids are an error."""
-    return [info for info, _ in _discover(probe_dirs)]
+    return [info for info, _, _ in _discover(probe_dirs)]
 
 
 def unhandled_probe_files(probe_dirs: Iterable[str | Path] = ()) -> list[ProbeInfo]:
@@ -207,7 +269,7 @@ def unhandled_probe_files(probe_dirs: Iterable[str | Path] = ()) -> list[ProbeIn
 
 
 def load_bias_probes(probe_dirs: Iterable[str | Path] = (), occupation_table: Table | None = None) -> list[Probe]:
-    """Runnable probes for every bias-kind file (built-in first, then ``probe_dirs``).
+    """Runnable probes for every bias-kind and plug-in-kind file (built-in first, then ``probe_dirs``).
 
     ``occupation_table`` (``bls2015`` / ``bls2022``) overrides each file's ``settings.occupation_table``;
     occupations without a figure in the chosen table are skipped with a note in each probe's result.
@@ -216,9 +278,9 @@ def load_bias_probes(probe_dirs: Iterable[str | Path] = (), occupation_table: Ta
     if occupation_table is not None and occupation_table not in ("bls2015", "bls2022"):
         raise ProbeError(f"unknown occupation table {occupation_table!r} (known: bls2015, bls2022)")
     return [
-        BIAS_KINDS[info.kind][1](spec, occupation_table)
-        for info, spec in _discover(probe_dirs)
-        if isinstance(spec, SpecBase)
+        entry[1](spec, occupation_table)
+        for _, spec, entry in _discover(probe_dirs)
+        if isinstance(spec, SpecBase) and entry is not None
     ]
 
 
@@ -234,7 +296,7 @@ def load_probes(
     probes = load_bias_probes(dirs, occupation_table)
     if memorization is None:
         return probes
-    mem = [(info, spec) for info, spec in _discover(dirs) if isinstance(spec, MemorizationSpec)]
+    mem = [(info, spec) for info, spec, _ in _discover(dirs) if isinstance(spec, MemorizationSpec)]
     user = [pair for pair in mem if not pair[0].builtin]
     if mem:
         probe = MemorizationProbe.for_inputs((user or mem)[-1][1], memorization)
@@ -244,5 +306,11 @@ def load_probes(
 
 
 def bias_kinds() -> Sequence[str]:
-    """The probe kinds this registry validates and loads."""
+    """The built-in bias kinds this registry validates and loads."""
     return tuple(BIAS_KINDS)
+
+
+def probe_kinds() -> Sequence[str]:
+    """Every kind this registry validates: the bias kinds, memorization, then the installed plug-in kinds
+    (entry-point group ``riskaudit.probe_kinds``, sorted; not imported here)."""
+    return (*BIAS_KINDS, MEMORIZATION_KIND, *sorted(_declared()))

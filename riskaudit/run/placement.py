@@ -7,18 +7,28 @@ Repository code runs only with ``trust_remote_code``. When neither works the siz
 (``params_source = "unknown"``), never an error.
 
 **Memory.** ``weight_bytes = params_total × bytes per element`` of the dtype (float32 4, float16/bfloat16 2;
-``auto`` is bfloat16 on GPUs, float32 on CPU). ``peak_bytes = weight_bytes + activation_bytes`` with the
-activations of one forward pass of a batch of B sequences of T tokens::
+``auto`` is bfloat16 on GPUs, float32 on CPU). ``peak_bytes = weight_bytes + activation_bytes``, where the
+activations are those of the largest forward pass the scan makes (:class:`PassShapes`, counted from the
+probes' real inputs by :mod:`riskaudit.run.token_count`, batched as the model batches them: ``--batch-size``,
+automatic batching counted as :data:`ESTIMATE_BATCH`) plus :data:`RUNTIME_BYTES`::
 
-    activation_bytes = B · T · (16 · hidden · bytes + vocab · (bytes + 8))
+    scoring  = tokens · 16 · hidden · bytes + logit_rows · vocab · bytes + min(logit_rows, chunk) · vocab · 8
+    decoding = decode_tokens · (16 + 2 · layers) · hidden · bytes + (decode_logits · 4 + decode_rows · 48) · vocab
+    activation_bytes = max(scoring, decoding) + RUNTIME_BYTES
 
 16 × hidden per token covers one layer's intermediates in the model dtype (attention projections, the 4 ×
-hidden MLP, the residual stream: inference keeps one layer's at a time), and vocab × (bytes + 8) the logits
-in the model dtype plus the float32 copy and log-softmax taken while scoring. B is the fixed batch size
-(``--batch-size``; automatic batching counts as :data:`ESTIMATE_BATCH`), T = min(context length,
-:data:`ESTIMATE_SEQ_LEN`): the longest input the built-in probes feed is the memorization window
-(``max_tokens`` 256). hidden, vocab and the context length come from the config; without a readable config
-the activations, and so ``peak_bytes``, are unknown.
+hidden MLP, the residual stream: inference keeps one layer's at a time). Logits are projected only where
+they are scored (``logits_to_keep``: a continuation's positions for log-likelihoods, every position for
+teacher-forced statistics; one batch keeps the union of its rows' positions), in the model dtype, and their
+float32 copy and log-softmax are taken a chunk of at most 2^27 / vocab rows at a time
+(:func:`riskaudit.models.scoring.score_many`). A decode keeps its KV cache (2 · layers · hidden per token,
+an upper bound under grouped-query attention), every step's float32 logits, and one step's working rows (48
+bytes per vocabulary entry: the logits, their float32 copy, the processed scores and the sampler's float64
+Gumbel noise with its temporaries). Without counted shapes (no readable tokenizer) the pass is assumed to
+be B sequences of T = min(context length, :data:`ESTIMATE_SEQ_LEN`) tokens scored at every position (the
+memorization window).
+hidden, layers, vocab and the context length come from the config; without a readable config the
+activations, and so ``peak_bytes``, are unknown.
 
 **Resources.** :func:`task_resources`: a CPU task asks for one CPU and ``peak_bytes`` of memory (Ray's
 ``memory`` resource); a GPU task for the share of one device its peak needs, rounded up to a sixteenth, or,
@@ -44,8 +54,31 @@ DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 ESTIMATE_BATCH = 32  # sequences per forward pass assumed under automatic batching (the CLI's default fixed size)
 ESTIMATE_SEQ_LEN = 256  # tokens per sequence: the memorization window (mem_spec max_tokens), the longest built-in input
 GPU_SHARES = 16  # a GPU fraction is a multiple of 1/16 of a device
+LAYER_FACTOR = 16  # activations per token of one layer, in units of hidden × bytes
+SCORE_CHUNK_ELEMENTS = 1 << 27  # float32 logits per scoring chunk (riskaudit.models.scoring.score_many)
+DECODE_STEP_BYTES = 48  # per row and vocabulary entry of one decoding step (module docstring)
+RUNTIME_BYTES = 16 << 20  # what loading and the first passes allocate besides weights and activations (measured)
 
 ParamsSource = Literal["declared", "config", "unknown"]
+
+
+class PassShapes(BaseModel):
+    """The largest forward passes a workload makes, as the real implementation batches them."""
+
+    tokens: int = 0  # rows × width of the largest teacher-forced pass (padding included)
+    logit_rows: int = 0  # rows × positions of the most logits one scoring pass projects
+    decode_tokens: int = 0  # rows × (width + new tokens) of the largest decode (its KV cache)
+    decode_logits: int = 0  # rows × new tokens of the largest decode (the float32 logits generate keeps)
+    decode_rows: int = 0  # rows of the largest decode batch (one step's logits, float32 copy and scores)
+
+    def merge(self, other: PassShapes) -> PassShapes:
+        return PassShapes(
+            tokens=max(self.tokens, other.tokens),
+            logit_rows=max(self.logit_rows, other.logit_rows),
+            decode_tokens=max(self.decode_tokens, other.decode_tokens),
+            decode_logits=max(self.decode_logits, other.decode_logits),
+            decode_rows=max(self.decode_rows, other.decode_rows),
+        )
 
 
 class MemberFootprint(BaseModel):
@@ -57,7 +90,7 @@ class MemberFootprint(BaseModel):
     dtype: str  # the dtype the estimate assumes ("auto" resolved: bfloat16 on GPUs, float32 on CPU)
     weight_bytes: int | None  # params_total × bytes per element
     peak_bytes: int | None  # weights + activation_bytes (None when either is unknown)
-    activation_bytes: int | None = None  # B · T · (16 · hidden · bytes + vocab · (bytes + 8))
+    activation_bytes: int | None = None  # the largest forward pass's working memory (module docstring)
     note: str = ""  # why something is unknown
 
 
@@ -146,22 +179,43 @@ def count_params_meta(config: Any, load: LoadOptions) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def activation_bytes(config: Any, batch: int, dtype_bytes: int) -> int:
-    """B · T · (16 · hidden · bytes + vocab · (bytes + 8)), T = min(context length, ESTIMATE_SEQ_LEN)."""
-    from riskaudit.models.autobatch import model_shape
+def default_shapes(config: Any, batch: int) -> PassShapes:
+    """The pass assumed without counted shapes: ``batch`` sequences of T = min(context, ESTIMATE_SEQ_LEN)
+    tokens, logits at every position."""
     from riskaudit.models.hf import context_length
 
-    hidden, _ = model_shape(config)
+    seq = min(context_length(config, None), ESTIMATE_SEQ_LEN)
+    return PassShapes(tokens=batch * seq, logit_rows=batch * seq)
+
+
+def activation_bytes(config: Any, shapes: PassShapes, dtype_bytes: int) -> int:
+    """The working memory of the largest forward pass of ``shapes`` (module docstring)."""
+    from riskaudit.models.autobatch import model_shape
+
+    hidden, layers = model_shape(config)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     vocab = getattr(text, "vocab_size", None)
     vocab = vocab if isinstance(vocab, int) and vocab > 0 else 0
-    seq = min(context_length(config, None), ESTIMATE_SEQ_LEN)
-    return batch * seq * (16 * hidden * dtype_bytes + vocab * (dtype_bytes + 8))
+    chunk = max(1, SCORE_CHUNK_ELEMENTS // max(1, vocab))
+    scoring = (
+        shapes.tokens * LAYER_FACTOR * hidden * dtype_bytes
+        + shapes.logit_rows * vocab * dtype_bytes
+        + min(shapes.logit_rows, chunk) * vocab * 8
+    )
+    decoding = (
+        shapes.decode_tokens * (LAYER_FACTOR + 2 * layers) * hidden * dtype_bytes
+        + (shapes.decode_logits * 4 + shapes.decode_rows * DECODE_STEP_BYTES) * vocab
+    )
+    return max(scoring, decoding) + RUNTIME_BYTES
 
 
-def estimate_footprint(member: ModelSpec, load: LoadOptions, use_gpu: bool = False) -> MemberFootprint:
+def estimate_footprint(
+    member: ModelSpec, load: LoadOptions, use_gpu: bool = False, shapes: PassShapes | None = None
+) -> MemberFootprint:
     """The member's parameters, weight and peak bytes at ``load.dtype`` (``auto`` resolved by ``use_gpu``),
-    without loading weights (module docstring). Never raises for an unreadable model: the sizes are None."""
+    without loading weights (module docstring), for the forward passes ``shapes`` (counted by
+    :mod:`riskaudit.run.token_count`; None: the default pass). Never raises for an unreadable model: the
+    sizes are None."""
     dtype = resolve_dtype(load.dtype, use_gpu)
     nbytes = DTYPE_BYTES.get(dtype)
     if nbytes is None:
@@ -176,7 +230,9 @@ def estimate_footprint(member: ModelSpec, load: LoadOptions, use_gpu: bool = Fal
             from riskaudit.models.load_errors import one_line
 
             note = f"parameters not countable from the config ({one_line(exc)[:120]})"
-    act = None if config is None else activation_bytes(config, load.batch_size or ESTIMATE_BATCH, nbytes)
+    act = None
+    if config is not None:
+        act = activation_bytes(config, shapes or default_shapes(config, load.batch_size or ESTIMATE_BATCH), nbytes)
     weights = None if params is None else params * nbytes
     return MemberFootprint(
         member=member.name,

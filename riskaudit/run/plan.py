@@ -21,7 +21,7 @@ from riskaudit.run.member_runs import unit_keys
 from riskaudit.run.options import ScanOptions
 from riskaudit.run.placement import MemberFootprint, TaskResources, estimate_footprint, task_resources
 from riskaudit.run.store import ResultStore
-from riskaudit.run.token_count import ProbeTokens, TokenCounter
+from riskaudit.run.token_count import ProbeTokens, TokenCounter, workload_shapes
 from riskaudit.run.units import member_load_options
 from riskaudit.run.weights import is_pinned
 
@@ -101,10 +101,12 @@ def plan_scan(
     units: list[UnitPlan] = []
     for member in family.members:
         load = member_load_options(options.load, member)
-        footprint = estimate_footprint(member, load, use_gpu=gpu_memory is not None)
+        counts = counter.count(member, load)
+        counted: dict[str, ProbeTokens] = {t.probe_id: t for t in counts}
+        shapes = workload_shapes(counts)
+        footprint = estimate_footprint(member, load, use_gpu=gpu_memory is not None, shapes=shapes)
         resources = task_resources(footprint, gpu_memory, device_map)
         weights, stored = ("", set()) if store is None else _stored(member, probes, options, store)
-        counted: dict[str, ProbeTokens] = {t.probe_id: t for t in counter.count(member, load)}
         rows = [
             ProbeUnitPlan(
                 probe_id=p.id,

@@ -28,6 +28,7 @@ from riskaudit.probes.base import Probe
 from riskaudit.reporting.report import ExecutionInfo, UnitPlacement
 from riskaudit.run.executor import UnitFailure
 from riskaudit.run.placement import TaskResources, estimate_footprint, task_resources
+from riskaudit.run.token_count import TokenCounter, workload_shapes
 from riskaudit.run.units import UnitOutcome, UnitRequest, compute_unit, member_load_options
 from riskaudit.run.weights import is_pinned, weights_fingerprint
 
@@ -196,13 +197,18 @@ class RayExecutor:
             update["dtype"] = "bfloat16" if use_gpu and self._gpu()[1] else "float32"
         return load.model_copy(update=update)
 
-    def resources(self, member: ModelSpec, load: LoadOptions) -> TaskResources:
+    def resources(
+        self, member: ModelSpec, load: LoadOptions, counter: TokenCounter | None = None
+    ) -> TaskResources:
         """What one unit of ``member`` asks Ray for: GPUs when the scan uses a device other than the CPU and the
         cluster has GPUs (a fraction of one when the member fits a share of its memory, whole GPUs for a
-        --device-map split), else one CPU and the member's estimated memory."""
+        --device-map split), else one CPU and the member's estimated memory, for the forward passes its probes
+        make (counted by ``counter``, as ``scan --plan`` counts them)."""
         use_gpu = self._uses_gpu(load)
         gpu_memory = self._gpu()[0] if use_gpu else None
-        footprint = estimate_footprint(member, member_load_options(load, member), use_gpu=use_gpu)
+        member_load = member_load_options(load, member)
+        shapes = None if counter is None else workload_shapes(counter.count(member, member_load))
+        footprint = estimate_footprint(member, member_load, use_gpu=use_gpu, shapes=shapes)
         return task_resources(footprint, gpu_memory, device_map=load.device_map is not None)
 
     def run(
@@ -228,7 +234,8 @@ class RayExecutor:
         members = {r.index: r.member for r in requests}
         pending: dict[Any, UnitRequest] = {}
         try:
-            needs = {r.index: self.resources(r.member, options.load) for r in requests}
+            counter = TokenCounter(probes)
+            needs = {r.index: self.resources(r.member, options.load, counter) for r in requests}
             nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
             for request in requests:
                 why = unschedulable(needs[request.index], nodes)

@@ -16,6 +16,10 @@ What is counted, per model input (padding is not: it depends on the batch size):
 * ``token_stats``: the whole teacher-forced sequence (BOS or the prefix token in front, cut to the context).
 * ``greedy`` / ``sample``: the prefix (cut to leave room for the new tokens) plus ``n_new - 1`` tokens fed
   back one step each with the KV cache (the last new token is never fed).
+
+It also records the shape of the largest forward pass of each kind (:class:`PassShapes`), batched as the
+real implementation batches (length-sorted, ``batch_size`` sequences at a time): what the memory estimate of
+:mod:`riskaudit.run.placement` sizes the activations and logits by.
 """
 
 from __future__ import annotations
@@ -40,7 +44,14 @@ from riskaudit.models.base import (
 )
 from riskaudit.models.tokenization import Convention, decide_bos
 from riskaudit.probes.base import Probe
+from riskaudit.run.placement import ESTIMATE_BATCH, PassShapes
 from riskaudit.run.weights import MODEL_FILES as _MODEL_FILES
+
+
+def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices length-sorted (longest first) and cut into batches, as :mod:`riskaudit.models.oom` runs them."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), max(1, batch_size))]
 
 
 class ProbeTokens(BaseModel):
@@ -50,6 +61,7 @@ class ProbeTokens(BaseModel):
     tokens: int | None  # None: not countable (error says why)
     sequences: int = 0  # model inputs (rows of the forward passes; a decode counts once)
     longest: int = 0  # the longest model input, in tokens
+    shapes: PassShapes = PassShapes()  # its largest forward passes (the memory estimate's workload)
     error: str = ""
 
 
@@ -58,9 +70,18 @@ class CountingModel:
     model (module docstring)."""
 
     def __init__(
-        self, name: str, tokenizer: Any, info: TokenizationInfo, prefix_id: int, vocab_size: int, max_length: int
+        self,
+        name: str,
+        tokenizer: Any,
+        info: TokenizationInfo,
+        prefix_id: int,
+        vocab_size: int,
+        max_length: int,
+        batch_size: int = 32,
     ) -> None:
         self.name = name
+        self.batch_size = max(1, batch_size)
+        self.shapes = PassShapes()
         self.tokenizer = tokenizer
         self._conv = Convention(tokenizer, info, prefix_id)
         self._vocab_size = vocab_size
@@ -71,6 +92,19 @@ class CountingModel:
 
     def reset(self) -> None:
         self.tokens = self.sequences = self.longest = 0
+        self.shapes = PassShapes()
+
+    def _scoring_passes(self, lengths: Sequence[int], scored: Sequence[set[int]] | None) -> None:
+        """Record the batches of a scoring call: ``scored[i]`` the positions whose logits input i needs (None:
+        every position, as token_stats projects them all)."""
+        for batch in _batches(lengths, self.batch_size):
+            width = max(lengths[i] for i in batch)
+            kept = width
+            if scored is not None:  # score_pairs keeps the union of the batch's positions, unless that is all
+                needed = set().union(*(scored[i] for i in batch))
+                kept = len(needed) if len(needed) < width else width
+            shape = PassShapes(tokens=len(batch) * width, logit_rows=len(batch) * kept)
+            self.shapes = self.shapes.merge(shape)
 
     def _feed(self, lengths: Sequence[int]) -> None:
         self.tokens += sum(lengths)
@@ -119,13 +153,15 @@ class CountingModel:
 
     def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[LoglikelihoodResult]:
         encoded = self._conv.encode_pairs(pairs)
-        inputs: set[tuple[int, ...]] = set()
+        inputs: dict[tuple[int, ...], set[int]] = {}
         for ctx, cont in encoded:
             if len(cont) > self._max_length:
                 raise ValueError(f"continuation of {len(cont)} tokens exceeds max_length {self._max_length}")
             if cont:
-                inputs.add(tuple((ctx + cont)[-(self._max_length + 1) :][:-1]))
+                x = tuple((ctx + cont)[-(self._max_length + 1) :][:-1])
+                inputs.setdefault(x, set()).update(range(len(x) - len(cont), len(x)))
         self._feed([len(x) for x in inputs])
+        self._scoring_passes([len(x) for x in inputs], list(inputs.values()))
         return [LoglikelihoodResult(logprob=0.0, n_tokens=len(cont), is_greedy=False) for _, cont in encoded]
 
     def token_stats(self, sequences: Sequence[Sequence[int]], prefix_lens: Sequence[int]) -> list[TokenStats]:
@@ -144,6 +180,7 @@ class CountingModel:
             n = len(ids) - p
             out.append(TokenStats(logprobs=np.zeros(n, dtype=np.float64), argmax_match=np.zeros(n, dtype=np.bool_)))
         self._feed(lengths)
+        self._scoring_passes(lengths, None)
         return out
 
     def greedy(self, prefixes: Sequence[Sequence[int]], n_new: int) -> list[list[int]]:
@@ -170,7 +207,13 @@ class CountingModel:
         keep = self._max_length - n_new
         if keep < 1:
             raise ValueError(f"n_new={n_new} leaves no room for a prefix within max_length {self._max_length}")
-        self._feed([len(self._conv.decoding_input(p)[-keep:]) + n_new - 1 for p in prefixes])
+        widths = [len(self._conv.decoding_input(p)[-keep:]) for p in prefixes]
+        self._feed([w + n_new - 1 for w in widths])
+        for batch in _batches(widths, self.batch_size):
+            width = max(widths[i] for i in batch)
+            rows = len(batch)
+            shape = PassShapes(decode_tokens=rows * (width + n_new), decode_logits=rows * n_new, decode_rows=rows)
+            self.shapes = self.shapes.merge(shape)
         return [[self.prefix_token_id] * n_new for _ in prefixes]
 
     def close(self) -> None:
@@ -209,7 +252,8 @@ def load_counting_model(member: ModelSpec, load: LoadOptions) -> CountingModel:
     model_type = str(getattr(config, "model_type", "") or "")
     info = decide_bos(tokenizer, model_type, load.add_bos, vocab, member.name)
     max_length = load.max_length or context_length(config, tokenizer)
-    return CountingModel(member.name, tokenizer, info, prefix_id, vocab, max_length)
+    batch = load.batch_size or ESTIMATE_BATCH
+    return CountingModel(member.name, tokenizer, info, prefix_id, vocab, max_length, batch_size=batch)
 
 
 def tokenizer_key(model: CountingModel) -> str:
@@ -219,7 +263,7 @@ def tokenizer_key(model: CountingModel) -> str:
     backend = getattr(tok, "backend_tokenizer", None)
     content = backend.to_str() if backend is not None else repr(sorted(tok.get_vocab().items()))
     doc = [content, model.tokenization.model_dump(mode="json"), model.prefix_token_id, model.vocab_size]
-    doc += [model.max_length, type(tok).__name__]
+    doc += [model.max_length, type(tok).__name__, model.batch_size]
     return hashlib.sha256(repr(doc).encode()).hexdigest()
 
 
@@ -235,9 +279,26 @@ def count_probe_tokens(model: CountingModel, probes: Sequence[Probe]) -> list[Pr
             out.append(ProbeTokens(probe_id=probe.id, tokens=None, error=str(exc).splitlines()[0][:200]))
             continue
         out.append(
-            ProbeTokens(probe_id=probe.id, tokens=model.tokens, sequences=model.sequences, longest=model.longest)
+            ProbeTokens(
+                probe_id=probe.id,
+                tokens=model.tokens,
+                sequences=model.sequences,
+                longest=model.longest,
+                shapes=model.shapes,
+            )
         )
     return out
+
+
+def workload_shapes(counts: Sequence[ProbeTokens]) -> PassShapes | None:
+    """The largest forward passes of all ``counts`` together; None when some probe could not be counted
+    (the memory estimate then assumes its default pass)."""
+    if not counts or any(t.tokens is None for t in counts):
+        return None
+    shapes = PassShapes()
+    for t in counts:
+        shapes = shapes.merge(t.shapes)
+    return shapes
 
 
 # the config, generation config and tokenizer files (the files besides the weights a model fingerprint covers)
@@ -253,7 +314,7 @@ def files_key(member: ModelSpec, load: LoadOptions) -> str | None:
 
     if load.trust_remote_code:
         return None
-    parts = [repr((load.add_bos, load.max_length))]
+    parts = [repr((load.add_bos, load.max_length, load.batch_size))]
     for name in TOKENIZER_FILES:
         path: Path | None = None
         if is_local_source(member.source):

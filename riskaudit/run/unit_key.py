@@ -123,7 +123,8 @@ def unit_options_hash(load: LoadOptions, seed: int, extra: Mapping[str, Any] | N
 
     Included: the seed, the kind of device the model computes on, ``max_length``, ``trust_remote_code``,
     :func:`code_fingerprint` and :func:`library_versions` (an upgraded torch, transformers, tokenizers or
-    accelerate recomputes), plus ``extra`` (JSON-serializable). Excluded: the batch size (every ModelHandle
+    accelerate recomputes), plus ``extra`` (JSON-serializable), and the model backend when it is not the default
+    ``transformers``. Excluded: the batch size (every ModelHandle
     method is documented as independent of batching), the device index, ``allow_pickle`` (which only permits a
     load) and ``device_map`` / ``max_memory``: a model split by accelerate computes the same layers with the
     same kernels as on one device of that kind (tested: equal log-likelihoods), so a split scan and a
@@ -139,4 +140,6 @@ def unit_options_hash(load: LoadOptions, seed: int, extra: Mapping[str, Any] | N
         "libraries": library_versions(),
         "extra": dict(extra or {}),
     }
+    if load.backend != "transformers":  # another backend computes other numbers; the default keeps its keys
+        payload["backend"] = load.backend
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
