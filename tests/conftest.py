@@ -211,6 +211,18 @@ def cli() -> object:
     return run_cli
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """torch on one thread in the test process, as in the CLI runs (OMP_NUM_THREADS=1): the tiny models gain
+    nothing from more, and on a busy machine the extra threads' spinning costs several times the work."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # --------------------------------------------------------------------------------------------- shared scans
 
 
