@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli_here
 from tiny import build_tiny_model
 
 from riskaudit.analysis.replicates import decode_replicates, encode_replicates
@@ -71,12 +72,12 @@ def test_without_the_replicates_file_the_stored_analysis_is_reused(scanned: Path
     rep = scanned.with_name(read_report(scanned).replicates.path)  # type: ignore[union-attr]
     shutil.copy(rep, tmp_path / rep.name)
     (tmp_path / rep.name).write_bytes(rep.read_bytes()[:-10] + b"0123456789")
-    assert_one_line_error(run_cli("analyze", str(tmp_path / scanned.name)), "do not match their sha256")
+    assert_one_line_error(run_cli_here("analyze", str(tmp_path / scanned.name)), "do not match their sha256")
 
 
-def test_demo_report_analyze_gives_the_stored_verdicts_and_cis() -> None:
+def test_demo_report_analyze_gives_the_stored_verdicts_and_cis(demo_analyze: subprocess.CompletedProcess[str]) -> None:
     """The shipped demo report: `riskaudit analyze reports/demo.json --json` = its stored analysis."""
-    proc = run_cli("analyze", str(DEMO), "--json")
+    proc = demo_analyze  # analyze reports/demo.json --json, run once for the session
     assert proc.returncode == 0, proc.stderr
     assert "re-analysed from the paired bootstrap replicates" in proc.stderr
     doc = json.loads(proc.stdout)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 from archs import EXPECTED_ADD_BOS, available_archs, build_arch
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli_here
 from tokenizers import Tokenizer, models
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
@@ -268,7 +268,7 @@ def test_bos_rules_and_overrides() -> None:
 
 
 def test_add_bos_option_is_validated() -> None:
-    proc = run_cli("scan", "--family", "demo", "--add-bos", "maybe", "--out", "/tmp/never.json")
+    proc = run_cli_here("scan", "--family", "demo", "--add-bos", "maybe", "--out", "/tmp/never.json")
     assert_one_line_error(proc, "--add-bos", "maybe")
 
 

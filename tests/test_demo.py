@@ -89,12 +89,12 @@ def test_corpus_is_reproducible_from_its_seed() -> None:
 @pytest.mark.slow
 def test_demo_scan_bias_grows_with_size(tmp_path: Path) -> None:
     """Acceptance of the foundation issue: smallest member's r CI includes 0; largest r > 0.5, CI excludes 0."""
-    from conftest import run_cli
+    from conftest import run_cli_here
 
     from riskaudit.reporting.report import read_report
 
     out = tmp_path / "demo.json"
-    proc = run_cli("scan", "--family", "demo", "--out", str(out), "-q", env={"OMP_NUM_THREADS": "2"})
+    proc = run_cli_here("scan", "--family", "demo", "--out", str(out), "-q", env={"OMP_NUM_THREADS": "2"})
     assert proc.returncode == 0, proc.stderr
     report = read_report(out)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli_here
 
 import riskaudit.cli as cli
 from riskaudit.errors import ModelLoadError, RiskauditError
@@ -180,7 +180,7 @@ def test_scan_placement_option_errors_are_one_line_exit_2(
     assert not (tmp_path / "r.json").exists()
 
 
-@pytest.mark.slow  # two scans in subprocesses: ~20 s
+@pytest.mark.slow  # two scans: ~20 s
 def test_scan_with_device_map_gives_the_single_device_report(tmp_path: Path) -> None:
     """Through the CLI: a split scan of the largest member equals the plain scan and records its placement."""
     base = ["scan", "--family", "demo", "--members", "demo-5.8m", "--probes", "occupation_gender_pronoun"]
@@ -191,7 +191,7 @@ def test_scan_with_device_map_gives_the_single_device_report(tmp_path: Path) -> 
         ("split", ["--device-map", "auto", "--max-memory", "cpu=12MB", "--dtype", "auto"]),
     ]:
         out = tmp_path / f"{name}.json"
-        proc = run_cli(*base, "--out", str(out), *extra)
+        proc = run_cli_here(*base, "--out", str(out), *extra)
         assert proc.returncode == 0, proc.stderr
         reports.append(json.loads(out.read_text()))
     plain, split = (r["members"][0] for r in reports)

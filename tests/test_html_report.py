@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli_here
 
 from riskaudit.reporting.html_report import render_html
 from riskaudit.reporting.report import read_report
@@ -21,7 +21,8 @@ CANARIES = REPO / "riskaudit" / "zoo" / "demo" / "canaries.jsonl"
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("html") / "demo.html"
-    proc = run_cli("report", "html", str(DEMO), "--out", str(out), "--policy", str(REPO / "examples" / "policy.toml"))
+    policy = REPO / "examples" / "policy.toml"
+    proc = run_cli_here("report", "html", str(DEMO), "--out", str(out), "--policy", str(policy))
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -53,13 +54,16 @@ def test_no_canary_secret_or_training_text_in_the_page(page: Path) -> None:
     assert leaked == []
 
 
-def test_render_is_deterministic_and_traces_to_the_json() -> None:
+def test_render_is_deterministic_and_traces_to_the_json(page: Path) -> None:
     import hashlib
+
+    from riskaudit.reporting.policy import evaluate_policy, load_policy
 
     data = DEMO.read_bytes()
     rep = read_report(DEMO)
-    a = render_html(rep, data)
-    assert a == render_html(rep, data)
+    policy = REPO / "examples" / "policy.toml"
+    a = render_html(rep, data, evaluate_policy(rep, load_policy(policy)), str(policy))
+    assert a == page.read_bytes().decode("utf-8")  # rendered a second time (the CLI wrote the first): the same page
     assert hashlib.sha256(data).hexdigest() in a
 
 
@@ -126,6 +130,6 @@ def test_page_in_headless_chromium(page: Path, tmp_path: Path) -> None:
 def test_report_html_errors_are_one_line(tmp_path: Path) -> None:
     from conftest import assert_one_line_error
 
-    assert_one_line_error(run_cli("report", "html", str(tmp_path / "none.json")), "none.json")
+    assert_one_line_error(run_cli_here("report", "html", str(tmp_path / "none.json")), "none.json")
     (tmp_path / "dir.html").mkdir()
-    assert_one_line_error(run_cli("report", "html", str(DEMO), "--out", str(tmp_path / "dir.html")), "directory")
+    assert_one_line_error(run_cli_here("report", "html", str(DEMO), "--out", str(tmp_path / "dir.html")), "directory")

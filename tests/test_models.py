@@ -6,7 +6,7 @@ import json
 import math
 import random
 import shutil
-import time
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -301,12 +301,24 @@ def test_missing_path() -> None:
     assert "/nonexistent/riskaudit/model" in str(ei.value)
 
 
+def _connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, float | None]]:
+    """Every connection attempted from here on, (address, socket timeout); each is refused at once."""
+    tried: list[tuple[object, float | None]] = []
+
+    def connect(self: socket.socket, address: object) -> None:
+        tried.append((address, self.gettimeout()))
+        raise ConnectionRefusedError(111, "refused (test)")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return tried
+
+
 def test_hub_offline_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.perf_counter()
+    tried = _connections(monkeypatch)
     with pytest.raises(ModelLoadError) as ei:
         load_model("riskaudit-test/no-such-model-xyz", "step1000", LoadOptions())
-    assert time.perf_counter() - t0 < 5
+    assert tried == []  # fails fast: offline, not one connection is attempted
     msg = str(ei.value)
     assert "'riskaudit-test/no-such-model-xyz' (revision step1000)" in msg
     assert "Hugging Face Hub" in msg and "HF cache" in msg and "local path" in msg
@@ -321,10 +333,13 @@ def test_hub_unreachable_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens
-    t0 = time.perf_counter()
+    tried = _connections(monkeypatch)
     with pytest.raises(ModelLoadError, match="no network access to the Hugging Face Hub"):
         load_model("riskaudit-test/no-such-model-xyz", None, LoadOptions())
-    assert time.perf_counter() - t0 < 5
+    # fails fast: one quick, bounded probe of the endpoint, then no download attempts and no retries
+    assert len(tried) == 1 and tried[0][0] == ("127.0.0.1", 9), tried
+    timeout = tried[0][1]
+    assert timeout is not None and 0 < timeout <= 3
 
 
 def test_remote_code_refused(tmp_path: Path) -> None:

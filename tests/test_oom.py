@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli_here
 from tiny import build_tiny_model
 
 from riskaudit.errors import ModelLoadError
@@ -208,7 +208,7 @@ def test_real_cpu_allocation_failure_in_a_demo_scan(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     plain = tmp_path / "plain" / "r.json"
-    assert run_cli("scan", *common, "--out", str(plain)).returncode == 0
+    assert run_cli_here("scan", *common, "--out", str(plain)).returncode == 0
     a, b = read_report(capped), read_report(plain)
     halvings = a.members[0].batch_halvings
     assert halvings and halvings[0].from_size >= 1024 and halvings[0].device == "cpu"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import Scanned, assert_one_line_error, copy_report, run_cli, run_cli_here
 from tiny import build_tiny_model, write_tiny_family
 
 from riskaudit.errors import RiskauditError
@@ -28,14 +29,14 @@ REQUIRED_FAMILIES = [
 
 
 def test_families_lists_every_required_family() -> None:
-    proc = run_cli("families", "--json")
+    proc = run_cli_here("families", "--json")
     assert proc.returncode == 0, proc.stderr
     names = {f["name"] for f in json.loads(proc.stdout)}
     assert set(REQUIRED_FAMILIES) <= names
 
 
 def test_families_pythia_revisions_give_tokens_seen() -> None:
-    proc = run_cli("families", "pythia", "--revisions", "step1000,step143000", "--json")
+    proc = run_cli_here("families", "pythia", "--revisions", "step1000,step143000", "--json")
     assert proc.returncode == 0, proc.stderr
     fam = json.loads(proc.stdout)
     m = {x["name"]: x for x in fam["members"]}
@@ -43,10 +44,9 @@ def test_families_pythia_revisions_give_tokens_seen() -> None:
     assert m["70m@step143000"]["train_tokens"] == 143000 * 2_097_152
 
 
-def test_scan_user_family_saved_on_disk(tmp_path: Path) -> None:
-    toml = write_tiny_family(tmp_path)
-    out = tmp_path / "out" / "tiny.json"
-    proc = run_cli("scan", "--family", str(toml), "--out", str(out), "--quiet", "--seed", "3")
+def test_scan_user_family_saved_on_disk(tiny_family_scan: Scanned) -> None:
+    # scan --family TOML --out OUT --quiet --seed 3 (with its own result store), run once for the session
+    proc, out = tiny_family_scan.proc, tiny_family_scan.out
     assert proc.returncode == 0, proc.stderr
     assert "BLS r" in proc.stdout
     assert "memorization not audited: no training data" in proc.stderr  # no declared data, no --data
@@ -82,7 +82,9 @@ def test_scan_results_do_not_depend_on_batch_size(tmp_path: Path) -> None:
     reports = []
     for bs in ("1", "16"):
         out = tmp_path / f"r{bs}.json"
-        proc = run_cli("scan", "--family", str(toml), "--out", str(out), "-q", "--batch-size", bs, "--members", "large")
+        # the first probe's metrics are compared: only that probe is scanned
+        args = ["--batch-size", bs, "--members", "large", "--probes", "occupation_gender_pronoun"]
+        proc = run_cli_here("scan", "--family", str(toml), "--out", str(out), "-q", *args)
         assert proc.returncode == 0, proc.stderr
         reports.append(read_report(out))
     a, b = (r.members[0].probes[0].metrics for r in reports)
@@ -120,7 +122,7 @@ def test_pythia_without_hub_is_one_line_naming_the_model(tmp_path: Path) -> None
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
-    assert_one_line_error(run_cli(*args), needle)
+    assert_one_line_error(run_cli_here(*args), needle)
 
 
 def test_unwritable_output_is_refused_before_work(tmp_path: Path) -> None:
@@ -128,19 +130,17 @@ def test_unwritable_output_is_refused_before_work(tmp_path: Path) -> None:
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        proc = run_cli("scan", "--family", "pythia", "--out", str(ro / "x.json"))
+        proc = run_cli_here("scan", "--family", "pythia", "--out", str(ro / "x.json"))
         if proc.returncode == 2 and "not writable" in proc.stderr:
             assert_one_line_error(proc, "not writable")
         else:  # running as root: permission bits do not stop writes, so test a directory path instead
-            assert_one_line_error(run_cli("scan", "--family", "pythia", "--out", str(tmp_path)), "directory")
+            assert_one_line_error(run_cli_here("scan", "--family", "pythia", "--out", str(tmp_path)), "directory")
     finally:
         ro.chmod(0o700)
 
 
-def test_report_read_refuses_tampering(tmp_path: Path) -> None:
-    toml = write_tiny_family(tmp_path)
-    out = tmp_path / "r.json"
-    assert run_cli("scan", "--family", str(toml), "--out", str(out), "-q", "--members", "small").returncode == 0
+def test_report_read_refuses_tampering(tmp_path: Path, tiny_family_scan: Scanned) -> None:
+    out = copy_report(tiny_family_scan.out, tmp_path)  # a scan's report and the files beside it
     good = out.read_text()
     data = json.loads(good)
 
@@ -161,16 +161,20 @@ def test_report_read_refuses_tampering(tmp_path: Path) -> None:
         read_report(out)
 
 
-def test_rescan_is_served_by_the_store_and_changed_weights_recompute(tmp_path: Path) -> None:
-    toml = write_tiny_family(tmp_path)
+def test_rescan_is_served_by_the_store_and_changed_weights_recompute(
+    tmp_path: Path, tiny_family_scan: Scanned
+) -> None:
+    # the first scan is the session's: the same command, --seed 3, into a store of its own (copied here)
+    toml = tiny_family_scan.toml
     cache = tmp_path / "cache"
-    outs = [tmp_path / f"r{i}.json" for i in range(4)]
+    shutil.copytree(tiny_family_scan.cache, cache)
+    outs = [copy_report(tiny_family_scan.out, tmp_path), *(tmp_path / f"r{i}.json" for i in range(1, 4))]
 
     def scan(i: int, *extra: str) -> None:
-        proc = run_cli("scan", "--family", str(toml), "--out", str(outs[i]), "-q", "--cache-dir", str(cache), *extra)
+        args = ["--out", str(outs[i]), "-q", "--seed", "3", "--cache-dir", str(cache), *extra]
+        proc = run_cli_here("scan", "--family", str(toml), *args)
         assert proc.returncode == 0, proc.stderr
 
-    scan(0)
     scan(1)
     cold, warm = read_report(outs[0]), read_report(outs[1])
     assert all(m.load_seconds > 0 for m in cold.members)
@@ -180,10 +184,16 @@ def test_rescan_is_served_by_the_store_and_changed_weights_recompute(tmp_path: P
     assert (tmp_path / outs[0].name.replace(".json", ".items.jsonl")).read_bytes() == (
         tmp_path / outs[1].name.replace(".json", ".items.jsonl")
     ).read_bytes()
-    scan(2, "--dtype", "bfloat16")  # another dtype is another unit
+    # from here one probe is enough: a unit is one (member, probe) pair and its key is built the same for every probe
+    one = ("--probes", "occupation_gender_pronoun")
+    scan(2, "--dtype", "bfloat16", *one)  # another dtype is another unit
     assert all(m.load_seconds > 0 for m in read_report(outs[2]).members)
     # new weights at the same path are recomputed, the untouched member is still served from the store
-    build_tiny_model(tmp_path / "models", seed=7, hidden=16, layers=1, heads=2, name="small")
-    scan(3)
+    models = toml.parent / "models"
+    build_tiny_model(models, seed=7, hidden=16, layers=1, heads=2, name="small")
+    try:
+        scan(3, *one)
+    finally:  # the session's family again, as write_tiny_family builds it
+        build_tiny_model(models, seed=1, hidden=16, layers=1, heads=2, name="small")
     new = read_report(outs[3])
     assert new.members[0].load_seconds > 0 and new.members[1].load_seconds == 0

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli_here
 from rich.console import Console
 from rich.table import Table
 
@@ -136,12 +136,12 @@ def test_key_columns_repeat_and_parts_are_balanced() -> None:
 
 
 def test_cli_tables_follow_columns_and_wide(tmp_path: Path) -> None:
-    narrow = run_cli("report", "show", str(DEMO), env={"COLUMNS": "80"})
+    narrow = run_cli_here("report", "show", str(DEMO), env={"COLUMNS": "80"})
     assert narrow.returncode == 0, narrow.stderr
     _check(narrow.stdout, 80)
-    wide = run_cli("report", "show", str(DEMO), "--wide", env={"COLUMNS": "80"})
+    wide = run_cli_here("report", "show", str(DEMO), "--wide", env={"COLUMNS": "80"})
     assert wide.returncode == 0 and "…" not in wide.stdout
     breakdown = next(r.name for p in read_report(DEMO).members[0].probes for r in p.metrics if "[" in r.name)
     assert breakdown in wide.stdout and breakdown not in narrow.stdout
-    shown = run_cli("report", "show", str(DEMO), "--json")
+    shown = run_cli_here("report", "show", str(DEMO), "--json")
     assert json.loads(shown.stdout)["family"]["name"] == "demo"

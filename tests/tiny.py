@@ -1,12 +1,17 @@
 """Tiny models and tokenizers built inside tests (no network, well under a second).
 
 ``build_tiny_model`` writes a Hugging Face model directory (config.json, weights, tokenizer files) that
-``riskaudit.models.load_model`` (and ``transformers.AutoModelForCausalLM``) can load from a local path.
+``riskaudit.models.load_model`` (and ``transformers.AutoModelForCausalLM``) can load from a local path. Each
+distinct model is built once per test run and copied wherever it is asked for (the same files, new inodes).
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -71,8 +76,48 @@ def build_tiny_model(
     ``pytorch_model.bin`` (for the allow-pickle tests). ``init_std`` is larger than the usual 0.02 so
     that the logits are peaked (argmax ties are then practically impossible).
     """
+    settings = {
+        "seed": seed, "vocab_size": vocab_size, "hidden": hidden, "layers": layers, "heads": heads,
+        "max_positions": max_positions, "tie_embeddings": tie_embeddings, "init_std": init_std,
+        "save_safetensors": save_safetensors, "with_tokenizer": with_tokenizer,
+    }
+    key = tuple(sorted(settings.items()))
+    if key not in _BUILT:
+        built = _build(_built_root() / str(len(_BUILT)), **settings)
+        _BUILT[key] = (built, torch.get_rng_state())
+    built, rng = _BUILT[key]
+    torch.set_rng_state(rng)  # as after a build: torch's generator seeded with ``seed``, then the weights drawn
     out = Path(tmp_path) / name
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(built, out, copy_function=shutil.copy, dirs_exist_ok=True)
+    return out
+
+
+_BUILT: dict[tuple[tuple[str, Any], ...], tuple[Path, torch.Tensor]] = {}
+_ROOT: list[Path] = []
+
+
+def _built_root() -> Path:
+    if not _ROOT:
+        _ROOT.append(Path(tempfile.mkdtemp(prefix="riskaudit-tiny-models-")))
+        atexit.register(shutil.rmtree, _ROOT[0], True)
+    return _ROOT[0]
+
+
+def _build(
+    out: Path,
+    *,
+    seed: int,
+    vocab_size: int | None,
+    hidden: int,
+    layers: int,
+    heads: int,
+    max_positions: int,
+    tie_embeddings: bool,
+    init_std: float,
+    save_safetensors: bool,
+    with_tokenizer: bool,
+) -> Path:
+    out.mkdir(parents=True)
     tokenizer = build_tokenizer()
     n_vocab = len(tokenizer)
     vocab = max(vocab_size or n_vocab, n_vocab)
