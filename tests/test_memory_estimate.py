@@ -139,5 +139,13 @@ def test_estimate_is_the_real_peak_within_2x_gemma(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", available_archs())
 def test_estimate_is_the_real_peak_within_2x(tmp_path: Path, arch: str) -> None:
-    """Every architecture, both vocabularies, every workload kind (a fresh process each: a few minutes)."""
-    assert _check(tmp_path, arch) == []
+    """Every architecture, both vocabularies, the bias probes' scoring (a fresh process each); the other workload
+    kinds (teacher-forced statistics, generation) on Gemma-3 below. All 42 (architecture, vocabulary, workload)
+    cases were measured once within [0.75, 1.48] (docs/plan.md); the suite keeps the cases that differ in kind."""
+    assert _check(tmp_path, arch, ("bias",)) == []
+
+
+@pytest.mark.slow
+def test_estimate_is_the_real_peak_within_2x_other_workloads(tmp_path: Path) -> None:
+    """Teacher-forced scoring and generation (KV cache, per-step logits) on Gemma-3, both vocabularies."""
+    assert _check(tmp_path, "gemma", tuple(w for w in WORKLOADS if w != "bias")) == []

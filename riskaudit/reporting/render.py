@@ -92,9 +92,12 @@ def headline_metrics(report: Report, wide: bool = False) -> dict[str, tuple[tupl
                 heads = tuple(h for h in HEADLINES[p.probe_id] if h[0] in present)
             else:
                 heads = tuple((n, n) for n in [x.name for x in p.metrics if "[" not in x.name][:_DEFAULT_HEADLINES])
-            if wide:
+            if wide:  # every metric any member has (a reference member lacks its ratio-to-reference metrics)
+                every = [
+                    x.name for mm in report.members for pp in mm.probes if pp.probe_id == p.probe_id for x in pp.metrics
+                ]
                 shown = {name for name, _ in heads}
-                heads = (*heads, *((x.name, x.name) for x in p.metrics if x.name not in shown))
+                heads = (*heads, *((n, n) for n in dict.fromkeys(every) if n not in shown))
             out[p.probe_id] = heads
     return out
 
