@@ -6,12 +6,13 @@ import contextlib
 import ctypes
 import gc
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from riskaudit.errors import ModelLoadError
 from riskaudit.models.base import BatchHalving
+from riskaudit.models.batching import sorted_batches
 from riskaudit.models.load_errors import one_line
 
 BatchFn = Callable[[list[int]], None]  # runs one batch, given indices into the workload
@@ -62,13 +63,6 @@ def release_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda" and torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Indices sorted by length (longest first; ties keep input order), cut into batches."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
 
 
 class HalvingRunner:

@@ -42,16 +42,11 @@ from riskaudit.models.base import (
     TokenizationInfo,
     TokenStats,
 )
+from riskaudit.models.batching import sorted_batches
 from riskaudit.models.tokenization import Convention, decide_bos
 from riskaudit.probes.base import Probe
 from riskaudit.run.placement import ESTIMATE_BATCH, PassShapes
 from riskaudit.run.weights import MODEL_FILES as _MODEL_FILES
-
-
-def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices length-sorted (longest first) and cut into batches, as :mod:`riskaudit.models.oom` runs them."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[i : i + batch_size] for i in range(0, len(order), max(1, batch_size))]
 
 
 class ProbeTokens(BaseModel):
@@ -97,7 +92,7 @@ class CountingModel:
     def _scoring_passes(self, lengths: Sequence[int], scored: Sequence[set[int]] | None) -> None:
         """Record the batches of a scoring call: ``scored[i]`` the positions whose logits input i needs (None:
         every position, as token_stats projects them all)."""
-        for batch in _batches(lengths, self.batch_size):
+        for batch in sorted_batches(lengths, self.batch_size):
             width = max(lengths[i] for i in batch)
             kept = width
             if scored is not None:  # score_pairs keeps the union of the batch's positions, unless that is all
@@ -209,7 +204,7 @@ class CountingModel:
             raise ValueError(f"n_new={n_new} leaves no room for a prefix within max_length {self._max_length}")
         widths = [len(self._conv.decoding_input(p)[-keep:]) for p in prefixes]
         self._feed([w + n_new - 1 for w in widths])
-        for batch in _batches(widths, self.batch_size):
+        for batch in sorted_batches(widths, self.batch_size):
             width = max(widths[i] for i in batch)
             rows = len(batch)
             shape = PassShapes(decode_tokens=rows * (width + n_new), decode_logits=rows * n_new, decode_rows=rows)
