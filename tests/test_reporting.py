@@ -596,7 +596,7 @@ def test_card_section_and_model_index_load_back(report: Report) -> None:
     assert text.count(BEGIN) == 1 and text.count(END) == 1
     section = card_section(report, "reports/toy.json", "ab" * 32)
     assert section in text
-    assert "| `stereotype_correlation_pearson` | ↑ (baseline 0) | 0.1 [0.05, 0.15] |" in section
+    assert "| `stereotype_correlation_pearson` | ↑ (baseline 0) | 0.100 [0.050, 0.150] |" in section  # numbers.estimate
     assert "**abrupt (up), likely a metric artifact**" in section and "`canary_exact_extraction`" in section
     assert "riskaudit 0.1.0" in section and "torch 2.4.0" in section and "ab" * 32 in section
     assert "[he_said]" not in section  # breakdowns stay in the report

@@ -19,7 +19,7 @@ from huggingface_hub.repocard import REGEX_YAML_BLOCK
 from riskaudit.analysis.metric import MetricResult
 from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.errors import RiskauditError
-from riskaudit.numbers import ci_suffix, human_count, num
+from riskaudit.numbers import estimate, human_count, scale_format, sci, value_text
 from riskaudit.reporting.lookup import find_metric, member_analysis, metric_keys, metric_pattern, representative_members
 from riskaudit.reporting.outputs import atomic_write_bytes
 from riskaudit.reporting.report import MemberReport, Report
@@ -77,14 +77,14 @@ def _cell(r: MetricResult | None, member: MemberReport) -> str:
         return "failed"
     if r is None or r.value is None:
         return "–"
-    return num(r.value) + ci_suffix(r.ci_low, r.ci_high)
+    return estimate(r.value, r.ci_low, r.ci_high)
 
 
 def _growth(a: MetricAnalysis | None) -> str:
     if a is None or a.growth_flops is None or a.growth_flops.slope is None:
         return "–"
     g = a.growth_flops
-    return num(g.slope, "+.3g") + ci_suffix(g.slope_ci_low, g.slope_ci_high, "+.3g")
+    return estimate(g.slope, g.slope_ci_low, g.slope_ci_high, signed=True)
 
 
 def _verdict(a: MetricAnalysis | None) -> str:
@@ -115,7 +115,11 @@ def _flag_lines(report: Report) -> list[str]:
         way = "up" if (ab.net or 0.0) > 0 else "down"
         if a.verdict == "abrupt":
             two = ab.window == 2
-            shares = f"S2 = {num(ab.s2)}, J2 = {num(ab.j2)}" if two else f"S = {num(ab.s)}, J = {num(ab.j)}"
+            shares = (
+                f"S2 = {value_text(ab.s2)}, J2 = {value_text(ab.j2)}"
+                if two
+                else f"S = {value_text(ab.s)}, J = {value_text(ab.j)}"
+            )
             lines.append(f"- **abrupt ({way})**: {name} between {pair} ({shares}{agree})")
         elif a.verdict == "abrupt (likely metric artifact)":
             lines.append(
@@ -128,8 +132,9 @@ def _flag_lines(report: Report) -> list[str]:
             if preds:
                 p = preds[0]
                 side = "above (riskier than)" if p.observed > p.pi_high else "below (safer than)"
-                interval = f"[{num(p.pi_low)}, {num(p.pi_high)}]"
-                detail = f": {p.member} at {num(p.observed)}, {side} the prediction {num(p.predicted)} {interval}"
+                fmt = scale_format((p.observed, p.predicted, p.pi_low, p.pi_high), p.pi_high - p.pi_low)
+                interval = f"[{fmt(p.pi_low)}, {fmt(p.pi_high)}]"
+                detail = f": {p.member} at {fmt(p.observed)}, {side} the prediction {fmt(p.predicted)} {interval}"
             lines.append(f"- **surprise**: {name}{detail} (units of {a.orientation}, larger = riskier)")
     if len(lines) > MAX_FLAGS:
         lines = [*lines[:MAX_FLAGS], f"- … and {len(lines) - MAX_FLAGS} more (see the report)"]
@@ -166,9 +171,7 @@ def card_section(
     for m in members:
         status = "" if m.status == "ok" else " (failed)"
         params, tokens = human_count(m.params_total, largest="T"), human_count(m.train_tokens, largest="T")
-        out.append(
-            f"| {_md(m.name)}{status} | {params} | {tokens} | {'?' if m.flops is None else f'{m.flops:.2e}'} |"
-        )
+        out.append(f"| {_md(m.name)}{status} | {params} | {tokens} | {sci(m.flops)} |")
     keys = headline_keys(report, metrics)
     descriptions = {p.id: p.description for p in report.probes}
     for probe in dict.fromkeys(k[0] for k in keys):

@@ -5,6 +5,11 @@ reach the page) with a Jinja2 template (``riskaudit/templates/report.html.j2``, 
 PNG ``data:`` URIs drawn by :func:`riskaudit.reporting.plots.metric_figure`; CSS is inline; there is no
 JavaScript and no external resource. The page carries the report's schema version and sha256, so it can be
 traced to its JSON.
+
+The page opens with a table of contents (every section and sub-section by its id), every table sits in a
+horizontal scroll container whose "↔ scroll" hint shows only while the table is wider than the screen (pure
+CSS, see the template), and every measured number is written by :func:`riskaudit.numbers.estimate` /
+:func:`riskaudit.numbers.value_text` — the one format the model card writes too.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from riskaudit.analysis.metric import MetricResult
 from riskaudit.analysis.results import MetricAnalysis
-from riskaudit.numbers import ci_suffix, human_count, num
+from riskaudit.numbers import estimate, human_count, scale_format, value_text
 from riskaudit.reporting.lookup import find_metric, member_analysis, representative_members
 from riskaudit.reporting.policy import PolicyResult, policy_summary
 from riskaudit.reporting.report import ExecutionInfo, MemberReport, Report
@@ -36,15 +42,32 @@ def html_path_for(report_path: Path) -> Path:
 def _value_ci(r: MetricResult | None) -> str:
     if r is None or r.value is None:
         return "–"
-    return num(r.value, finite=True) + ci_suffix(r.ci_low, r.ci_high, finite=True)
+    return estimate(r.value, r.ci_low, r.ci_high)
 
 
 def _growth(a: MetricAnalysis | None) -> str:
+    """``+0.0142 [-0.0266, +0.0443]``, with the Theil–Sen slope in the same format when it disagrees."""
     g = None if a is None else a.growth
     if g is None or g.slope is None:
         return "–"
-    robust = f" (Theil–Sen {num(g.theil_sen, '+.3g', finite=True)})" if g.theil_sen_disagrees() else ""
-    return num(g.slope, "+.3g", finite=True) + ci_suffix(g.slope_ci_low, g.slope_ci_high, finite=True) + robust
+    robust = ""
+    if g.theil_sen_disagrees():
+        lo, hi = g.slope_ci_low, g.slope_ci_high
+        width = hi - lo if lo is not None and hi is not None else None
+        robust = f" (Theil–Sen {scale_format((g.slope, lo, hi), width, signed=True)(g.theil_sen)})"
+    return estimate(g.slope, g.slope_ci_low, g.slope_ci_high, signed=True) + robust
+
+
+def _anchor(taken: set[str], *parts: str) -> str:
+    """An element id from ``parts`` not in ``taken`` (and added to it): ``probe-memorization``; characters
+    outside ``[A-Za-z0-9_-]`` become ``-``, and a clash gets ``-2``, ``-3``, …"""
+    base = "-".join(re.sub(r"[^A-Za-z0-9_-]+", "-", p).strip("-") or "x" for p in parts)
+    out, n = base, 1
+    while out in taken:
+        n += 1
+        out = f"{base}-{n}"
+    taken.add(out)
+    return out
 
 
 def _verdict_class(verdict: str) -> str:
@@ -71,8 +94,16 @@ class _Table:
 
 
 @dataclass
+class _TocEntry:
+    href: str
+    label: str
+    children: list[_TocEntry] = field(default_factory=list)
+
+
+@dataclass
 class _ProbeSection:
     probe_id: str
+    anchor: str
     description: str
     metrics: _Table
     analysis: _Table
@@ -96,7 +127,7 @@ def _analysis_row(name: str, a: MetricAnalysis | None) -> _Row:
     if a is None:
         return _Row([name, "–", "–", "–", "–", "no analysis"], "muted")
     g = a.growth
-    tau = "–" if g is None or g.kendall_tau is None else f"{g.kendall_tau:+.2f}"
+    tau = "–" if g is None else value_text(g.kendall_tau, signed=True)
     pair = a.emergence.members_label if a.abruptness.abrupt else "–"
     surprise = {True: "yes", False: "no", None: "–"}[a.predictability.surprise]
     return _Row([name, _growth(a), tau, pair, surprise, a.verdict], _verdict_class(a.verdict))
@@ -110,6 +141,7 @@ def _sections(report: Report, members: list[MemberReport], progress: ProgressFn 
     total = sum(len(h) for h in heads.values())
     done = 0
     out = []
+    anchors: set[str] = set()
     for probe, metrics in heads.items():
         table = _Table(["member", *(label for _, label in metrics)])
         for m in members:
@@ -140,8 +172,86 @@ def _sections(report: Report, members: list[MemberReport], progress: ProgressFn 
                     _Row([name, *cells, a.verdict if a else "–"], _verdict_class(a.verdict) if a else "")
                 )
         notes = sorted({n for m in members for p in m.probes if p.probe_id == probe for n in p.notes})
-        out.append(_ProbeSection(probe, descriptions.get(probe, ""), table, analysis, plots, notes, breakdowns))
+        out.append(
+            _ProbeSection(
+                probe,
+                _anchor(anchors, "probe", probe),
+                descriptions.get(probe, ""),
+                table,
+                analysis,
+                plots,
+                notes,
+                breakdowns,
+            )
+        )
     return out
+
+
+_FLAGGED = ("abrupt", "abrupt (likely metric artifact)", "step or steep rise")
+
+
+def _flags(report: Report) -> _Table:
+    """One row per flag of the analysis: an abrupt change (or a likely metric artifact, or a step) between two
+    members, and a surprise (the largest member outside the prediction fitted on the smaller ones)."""
+    t = _Table(["metric", "flag", "where", "detail"])
+    for a in report.analysis.metrics if report.analysis is not None else []:
+        name = f"{a.probe}/{a.metric}" if a.probe else a.metric
+        if a.checkpoint_of:
+            name += f" ({a.checkpoint_of} checkpoints)"
+        em, ab = a.emergence, a.abruptness
+        if a.verdict in _FLAGGED:
+            way = "up" if (ab.net or 0.0) > 0 else "down"
+            if ab.window == 2:
+                shares = f"S2 = {value_text(ab.s2)}, J2 = {value_text(ab.j2)}"
+            else:
+                shares = f"S = {value_text(ab.s)}, J = {value_text(ab.j)}"
+            agree = "" if em.agreement is None else f"; {em.agreement:.0%} of resamples agree"
+            artifact = a.verdict.endswith("artifact)")
+            detail = f"its continuous companion {a.companion} changes smoothly" if artifact else shares + agree
+            t.rows.append(_Row([name, f"{a.verdict} ({way})", em.members_label, detail], _verdict_class(a.verdict)))
+        if a.predictability.surprise:
+            preds = [p for p in a.predictability.predictions if p.held_out == 1 and p.outside]
+            where, detail = "largest member", "outside the 95% prediction interval"
+            if preds:
+                p = preds[0]
+                fmt = scale_format((p.observed, p.predicted, p.pi_low, p.pi_high), p.pi_high - p.pi_low)
+                side = "above (riskier than)" if p.observed > p.pi_high else "below (safer than)"
+                where = p.member
+                detail = (
+                    f"observed {fmt(p.observed)}, {side} the prediction {fmt(p.predicted)} "
+                    f"[{fmt(p.pi_low)}, {fmt(p.pi_high)}] (units of {a.orientation}, larger = riskier)"
+                )
+            t.rows.append(_Row([name, "surprise", where, detail], "warn"))
+    return t
+
+
+def _toc(sections: list[_ProbeSection], flags: _Table, has_notes: bool) -> list[_TocEntry]:
+    """The table of contents: every ``id`` the template gives a section or sub-section, in page order."""
+    summary = _TocEntry(
+        "#summary",
+        "Summary",
+        [
+            _TocEntry("#headline", "Headline risks"),
+            _TocEntry("#flags", f"Flags ({len(flags.rows)})"),
+            _TocEntry("#family", "Members"),
+        ],
+    )
+    probes = []
+    for s in sections:
+        kids = [
+            _TocEntry(f"#{s.anchor}-values", "Values per member"),
+            _TocEntry(f"#{s.anchor}-analysis", "Scaling analysis"),
+        ]
+        if s.plots:
+            kids.append(_TocEntry(f"#{s.anchor}-plots", f"Plots ({len(s.plots)})"))
+        if s.breakdowns is not None:
+            label = f"Breakdowns and other metrics ({len(s.breakdowns.rows)})"
+            kids.append(_TocEntry(f"#{s.anchor}-breakdowns", label))
+        if s.notes:
+            kids.append(_TocEntry(f"#{s.anchor}-notes", f"Notes ({len(s.notes)})"))
+        probes.append(_TocEntry(f"#{s.anchor}", f"Probe {s.probe_id}", kids))
+    run = [_TocEntry("#run-notes", "Report notes")] if has_notes else []
+    return [summary, *probes, _TocEntry("#run", "Run, versions and data files", run)]
 
 
 def _summary(report: Report, members: list[MemberReport]) -> _Table:
@@ -213,12 +323,16 @@ def render_html(
         ("replicates", report.replicates.path if report.replicates else "–"),
         ("reference member (family-level metrics)", report.family.reference_member or "–"),
     ]
+    sections = _sections(report, members, progress)
+    flags = _flags(report)
     template = env.get_template("report.html.j2")
     return template.render(
         report=report,
         scale=scale,
         summary=_summary(report, members),
-        sections=_sections(report, members, progress),
+        sections=sections,
+        flags=flags,
+        toc=_toc(sections, flags, bool(report.notes)),
         counts=sorted(counts.items()),
         rule=fa.rule if fa is not None else "",
         policy=policy,
