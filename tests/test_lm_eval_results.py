@@ -266,7 +266,7 @@ def test_unknown_models_are_skipped_with_a_note_and_all_unknown_is_an_error(tmp_
     proc = run_cli_here("analyze", str(tmp_path))
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
-    assert "none of the 1 results files names a model riskaudit can place" in proc.stderr
+    assert "none of the 1 results files can be placed: 1 name models not in the built-in families table" in proc.stderr
     assert "--family FILE.toml" in proc.stderr
 
     for size, p in zip(SIZES[:3], [0.52, 0.55, 0.58], strict=True):

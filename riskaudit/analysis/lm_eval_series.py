@@ -151,10 +151,15 @@ def lm_eval_series(
     for model, paths in unknown.items():
         notes.append(f"{model} is not in the built-in families table: {len(paths)} file(s) skipped ({_HOW})")
     if not points:
-        raise RiskauditError(
-            f"{root}: none of the {len(runs)} results files names a model riskaudit can place "
-            f"(riskaudit families list shows the built-in table): {_HOW}"
-        )
+        why = []
+        if unnamed:
+            why.append(f"{len(unnamed)} name no model (--model SUBDIR=MODEL names it)")
+        if unknown:
+            why.append(
+                f"{sum(len(p) for p in unknown.values())} name models not in the built-in families table "
+                f"(riskaudit families list): {_HOW}"
+            )
+        raise RiskauditError(f"{root}: none of the {len(runs)} results files can be placed: {'; '.join(why)}")
     if not matched:
         raise RiskauditError(f"{root}: no task matches --tasks {','.join(tasks or [])}")
     out: list[MetricSeries] = []

@@ -211,8 +211,8 @@ def read_results_file(path: Path) -> LmEvalRun:
         n = _n_samples(parsed.n_samples, task, metrics)
         for key, raw in metrics.items():
             base, _, filt = key.partition(",")
-            if base in _META_KEYS or base.endswith("_stderr"):
-                continue
+            if base in _META_KEYS or base.endswith("_stderr") or raw is None:
+                continue  # not a metric, a metric's stderr, or a metric not measured (null)
             value = _number(path, f"results.{task}.{key}", raw, stderr=False)
             assert value is not None
             skey = f"{base}_stderr" + (f",{filt}" if filt else "")
