@@ -25,12 +25,25 @@ FINAL_TOKENS = 299892736000
 
 
 def new_file(
-    model: str, results: dict[str, dict[str, Any]], *, revision: str | None = None, n: int = 1508
+    model: str,
+    results: dict[str, dict[str, Any]],
+    *,
+    revision: str | None = None,
+    n: int = 1508,
+    args_as_string: bool = False,
 ) -> dict[str, Any]:
-    """A results file as lm-evaluation-harness 0.4.x writes it (``lm_eval --output_path``)."""
-    args = f"pretrained={model}" + (f",revision={revision}" if revision else "")
+    """A results file as lm-evaluation-harness 0.4.13 writes it (``lm_eval --output_path``; the keys and their
+    shapes as in a real run on a demo member: the CLI records ``model_args`` as a dict, ``simple_evaluate``
+    called with a string keeps the string)."""
+    args: str | dict[str, str] = {"pretrained": model, "dtype": "float32"}
+    if revision:
+        args["revision"] = revision
+    if args_as_string:
+        args = f"pretrained={model},dtype=float32" + (f",revision={revision}" if revision else "")
     return {
-        "results": {task: {"alias": task, **metrics} for task, metrics in results.items()},
+        "results": {
+            task: {"name": task, "alias": task, "sample_len": n, **metrics} for task, metrics in results.items()
+        },
         "group_subtasks": {task: [] for task in results},
         "configs": {task: {"task": task, "num_fewshot": 0} for task in results},
         "versions": {task: 1.0 for task in results},
@@ -98,6 +111,7 @@ def test_reads_the_04_schema(tmp_path: Path) -> None:
             "gsm8k": {"exact_match,strict-match": 0.02, "exact_match_stderr,strict-match": "N/A"},
         },
         revision="step1000",
+        args_as_string=True,
     )
     run = read_results_file(write(tmp_path / "results_2024-05-01T10-00-00.json", doc))
     assert run.model == "EleutherAI/pythia-160m" and run.revision == "step1000"
