@@ -52,16 +52,19 @@ def analyze(
         list[str] | None,
         typer.Option(
             "--model",
+            metavar="SUBDIR=MODEL",
             help="lm-evaluation-harness directory only: SUBDIR=MODEL, the model (hub id) whose results are the "
             "files under SUBDIR that name none (GPT-NeoX evaluation dumps); repeatable.",
         ),
     ] = None,
     family: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--family",
-            help="lm-evaluation-harness directory only: a family TOML giving params and tokens of models "
-            "that are not in the built-in table (matched by each member's source = the model name).",
+            metavar="NAME|FILE.toml",
+            help="lm-evaluation-harness directory only: a family TOML (or a built-in family such as demo) giving "
+            "params and tokens of models that are not in the built-in table (matched by each member's source = "
+            "the model name).",
         ),
     ] = None,
 ) -> None:
@@ -85,7 +88,7 @@ def analyze(
         from riskaudit.inputs.families import load_family
 
         patterns = [t.strip() for t in tasks.split(",") if t.strip()] if tasks is not None else None
-        fams = [load_family(str(family))] if family is not None else []
+        fams = [load_family(family)] if family is not None else []
         assign: dict[str, str] = {}
         for item in model or []:
             sub, sep, name = item.partition("=")
