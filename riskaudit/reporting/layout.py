@@ -3,9 +3,11 @@
 A table is described as columns and rows; :func:`fit_tables` lays it out for a console width. Key columns
 (e.g. the member) are repeated in every part; the other columns are packed, in order, into as few tables as
 fit the width, so at 80 columns a wide table becomes two or three narrower ones instead of cells cut to
-``demo…``. Columns that hold numbers never wrap; columns of prose (``wrap=True``) wrap at spaces. No column
-ever uses an ellipsis: an over-long cell folds onto the next line. ``width=None`` gives one table with every
-column (``--wide``).
+``demo…``. Each part gets fixed column widths (:func:`column_widths`) that add up to at most the width, so
+rich never crops a line: headers and prose (``wrap=True``) wrap at spaces, numbers stay on one line unless even
+one number column beside the key columns is wider than the terminal (then they fold), titles and captions
+wrap. Nothing is ever cut, with or without an ellipsis (tests/test_no_crop.py compares every rendered string
+with its source at 72–200 columns). ``width=None`` gives one table with every column (``--wide``).
 """
 
 from __future__ import annotations
@@ -109,11 +111,9 @@ def _table(
 ) -> Table:
     """The rich table. With ``width``: every column gets a fixed width (:func:`column_widths`) and may wrap and
     fold, so the table is never wider than ``width`` and nothing is cut; without: natural widths (``--wide``)."""
-    widths: list[int | None] = [None] * len(columns)
-    if width is not None:
-        widths = list(column_widths(columns, rows, width))
-    else:  # --wide: printed at its natural width, which rich must not take back down to the console's
-        floors = [_width(c, [r[i] for r in rows]) for i, c in enumerate(columns)]
+    fixed = column_widths(columns, rows, width) if width is not None else None
+    # --wide: printed at its natural width, which rich must not take back down to the console's
+    floors = [_width(c, [r[i] for r in rows]) for i, c in enumerate(columns)]
     t = Table(
         title=Text(title),
         title_justify="left",
@@ -124,11 +124,11 @@ def _table(
         pad_edge=False,
         header_style="bold",
     )
-    for i, (c, w) in enumerate(zip(columns, widths, strict=True)):  # Text, never markup: "pearson[t0]" is data
-        if w is None:
+    for i, c in enumerate(columns):  # Text, never markup: "pearson[t0]" is data
+        if fixed is None:
             t.add_column(Text(c.header), justify=c.justify, no_wrap=not c.wrap, overflow="fold", min_width=floors[i])
         else:
-            t.add_column(Text(c.header), justify=c.justify, overflow="fold", width=w)
+            t.add_column(Text(c.header), justify=c.justify, overflow="fold", width=fixed[i])
     for row in rows:
         t.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in row))
     return t

@@ -5,6 +5,7 @@ The only module of the analysis that formats for people; it never prints (the CL
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -41,7 +42,7 @@ def _growth_cell(g: GrowthFit | None, primary: str | None) -> str:
         return "–"
     unit = "" if primary == "flops" else " †"
     decimals, _ = column_format([g.slope, g.slope_ci_low, g.slope_ci_high])
-    robust = "" if not g.theil_sen_disagrees() else f" (Theil–Sen {_num(g.theil_sen)})"
+    robust = "" if not g.theil_sen_disagrees() else f"\n(Theil–Sen {_num(g.theil_sen)})"  # a line of its own
     return ci_cell(g.slope, g.slope_ci_low, g.slope_ci_high, decimals, signed=True) + unit + robust
 
 
@@ -145,8 +146,8 @@ def _resampling_notes(shown: Sequence[MetricAnalysis]) -> list[str]:
     if k:
         notes.append(
             f"resamples are parametric ({', '.join(parametric)}) for {k} of {len(judged)} series: independent "
-            "draws per member from its CI, not paired bootstrap replicates (none were given), so CIs, steps and "
-            "verdicts are conservative and can differ from a scan's"
+            "draws per member (from its CI or item count), not paired bootstrap replicates (none were given), so "
+            "CIs, steps and verdicts are conservative and can differ from a scan's"
         )
     none = sum(a.resampling == "none" for a in judged)
     if none:
@@ -289,11 +290,14 @@ def analysis_tables(
     if hidden:
         caption.append(f"{hidden} more metrics (breakdowns per template / stratum, companions) in the JSON report")
     columns: list[Column] = list(_COLUMNS)
-    counts = {str(r[1]) for r in rows if str(r[1])}
-    if width is not None and len(counts) == 1:  # one member count: said once instead of a column
+    counts = Counter(a.n_members for a in shown)
+    usual = counts.most_common(1)[0][0] if counts else 0
+    others = [a for a in shown if a.n_members != usual]
+    if width is not None and len(others) <= 4:  # the member count said once instead of a column
         columns.pop(1)
         rows = [[r[0], *r[2:]] for r in rows]
-        caption.insert(0, f"n = {counts.pop()} members")
+        but = ", ".join(f"{_label(a)}: {a.n_members}" for a in others)
+        caption.insert(0, f"n = {usual} analysable members" + (f" ({but})" if but else ""))
     tables = fit_tables(f"{fa.family}: scaling and emergence", columns, rows, width, "; ".join(caption))
     return tables + (_short_tables(fa, short, width, 0) if short else [])
 
