@@ -1,5 +1,7 @@
 """Every terminal table rendered at 80 and 120 columns: nothing wider than the terminal, no cell cut with an
-ellipsis, every number cell whole on one line."""
+ellipsis, every number cell whole on one line; and what the tables say beside the numbers: why a series has no
+verdict (two members: their difference and its paired CI), when resamples were parametric, why "first >
+baseline" is blank. (Text cut without an ellipsis: tests/test_no_crop.py.)"""
 
 from __future__ import annotations
 
@@ -7,26 +9,33 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import REPO, run_cli_here
+from conftest import REPO, Scanned, run_cli_here
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from riskaudit.analysis.family import analyze_family
+from riskaudit.analysis.results import FamilyAnalysis
 from riskaudit.inputs.families import builtin_families, load_family
 from riskaudit.probes.registry import list_probe_files
 from riskaudit.reporting.diff import diff_reports, diff_tables
 from riskaudit.reporting.layout import Column, ci_cell, column_format, fit_tables
+from riskaudit.reporting.lookup import find_metric
 from riskaudit.reporting.policy import evaluate_policy, load_policy, skipped_table, violations_table, violations_tables
+from riskaudit.reporting.reanalysis import series_from_report
 from riskaudit.reporting.render import (
     families_table,
     family_table,
+    headline_keys,
     headline_metrics,
     metric_cell,
     probes_table,
     scan_tables,
 )
-from riskaudit.reporting.render_analysis import analysis_tables
-from riskaudit.reporting.report import Report, read_report
+from riskaudit.reporting.render_analysis import analysis_json, analysis_tables
+from riskaudit.reporting.report import Report, read_replicates, read_report
 
 DEMO = REPO / "reports" / "demo.json"
 WIDTHS = (80, 120)
@@ -95,7 +104,9 @@ def test_scan_cells_are_whole_and_every_headline_is_shown(report: Report, width:
                 for m in report.members
             ]
             assert any(r is not None for r in found), (probe_id, name)
-            decimals, signed = column_format([v for r in found if r is not None for v in (r.value, r.ci_low, r.ci_high)])
+            decimals, signed = column_format(
+                [v for r in found if r is not None for v in (r.value, r.ci_low, r.ci_high)]
+            )
             for m, r in zip(report.members, found, strict=True):
                 if r is None:  # a metric this member has no value of (the reference of a ratio-to-reference metric)
                     continue
@@ -148,3 +159,97 @@ def test_cli_tables_follow_columns_and_wide(tmp_path: Path) -> None:
     assert breakdown in wide.stdout and breakdown not in narrow.stdout
     shown = run_cli_here("report", "show", str(DEMO), "--json")
     assert json.loads(shown.stdout)["family"]["name"] == "demo"
+
+
+# ------------------------------------------------------------------ the terminal says what the report says
+
+
+def two_members(report: Report, paired: bool = True) -> tuple[Report, FamilyAnalysis]:
+    """The demo report cut to two members (demo-150k, demo-1.3m), analysed from the scan's paired replicates
+    (or, ``paired=False``, parametrically from the members' CIs) as a scan of those two would be."""
+    sub = report.model_copy(update={"members": [report.members[1], report.members[3]]})
+    reps = read_replicates(DEMO, report) if paired else None
+    assert report.analysis is not None
+    fa = analyze_family(series_from_report(sub, reps), report.analysis.config)
+    return sub.model_copy(update={"analysis": fa}), fa
+
+
+def _text(tables: list[Table], width: int) -> str:
+    return " ".join(_render(tables, width).split())
+
+
+def test_two_members_show_their_difference_with_its_paired_ci(report: Report) -> None:
+    sub, fa = two_members(report)
+    small, large = sub.members[0].name, sub.members[1].name
+    reps = read_replicates(DEMO, report)
+    assert reps is not None
+    for a in fa.metrics:
+        assert a.verdict == "insufficient data" and "at least 3" in a.verdict_reason
+        d = a.difference
+        assert d is not None and (d.smaller, d.larger) == (small, large), a.metric
+        r_small, r_large = reps[small][a.probe][a.metric], reps[large][a.probe][a.metric]
+        diff = np.array(
+            [y - x for x, y in zip(r_small, r_large, strict=True) if x is not None and y is not None], dtype=float
+        )
+        if len(diff) < len(r_small) / 2:  # undefined in most resamples: no paired CI
+            continue
+        assert d.ci_method == "paired bootstrap", a.metric
+        v_small = find_metric(sub.members[0], a.probe, a.metric)
+        v_large = find_metric(sub.members[1], a.probe, a.metric)
+        assert v_small is not None and v_large is not None
+        assert d.value == pytest.approx(v_large.value - v_small.value)
+        assert (d.ci_low, d.ci_high) == pytest.approx(tuple(np.quantile(diff, [0.025, 0.975])))
+    text = _text(analysis_tables(fa, only=headline_keys(sub), width=80), 80)
+    assert f"{large} − {small} [95% CI]" in text and "no scaling verdict: it needs 3" in text
+    assert "needs at least 3 analysable members" in text and "paired bootstrap over items" in text
+    pearson = next(a for a in fa.metrics if a.metric == "stereotype_correlation_pearson")
+    assert pearson.difference is not None and pearson.difference.excludes_zero
+    d = pearson.difference
+    assert ci_cell(d.value, d.ci_low, d.ci_high, 2, signed=True) in text
+    assert "insufficient data" not in text  # no table of blanks: the reason, and what the two members show
+    assert analysis_json(fa)["results"][0]["difference"]["ci_method"] == "paired bootstrap"
+
+
+def test_a_two_member_scan_says_why_it_has_no_verdict(tiny_family_scan: Scanned) -> None:
+    shown = run_cli_here("report", "show", str(tiny_family_scan.out), env={"COLUMNS": "80"})
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "two members (no scaling verdict: it needs 3)" in text and "paired bootstrap over items" in text
+    stored = read_report(tiny_family_scan.out).analysis
+    assert stored is not None and all(a.difference is not None for a in stored.metrics if a.n_members == 2)
+
+
+def test_parametric_resampling_is_said_in_the_table(report: Report) -> None:
+    fa = analyze_family(series_from_report(report), report.analysis.config if report.analysis else None)
+    assert {a.resampling for a in fa.metrics} >= {"normal from CI"}
+    text = _text(analysis_tables(fa, width=80), 80)
+    assert "resamples are parametric (normal from CI) for" in text and "not paired bootstrap replicates" in text
+    assert report.analysis is not None  # the scan's own analysis is paired: nothing to say
+    assert "parametric" not in _text(analysis_tables(report.analysis, width=80), 80)
+    _, two = two_members(report, paired=False)
+    assert "normal draws from each member's CI, independent across the two" in _text(analysis_tables(two, width=80), 80)
+
+
+def test_a_blank_first_above_baseline_says_why(report: Report) -> None:
+    assert report.analysis is not None
+    tables = analysis_tables(report.analysis, detail=True, width=None)
+    table = tables[0]
+    header = [str(c.header) for c in table.columns]
+    cells = [c.plain if isinstance(c, Text) else str(c) for c in table.columns[header.index("first > baseline")].cells]
+    metrics = [c.plain if isinstance(c, Text) else str(c) for c in table.columns[0].cells]
+    by_name = {a.metric: a for a in report.analysis.metrics}
+    blanks = 0
+    for name, cell in zip(metrics, cells, strict=True):
+        a = by_name.get(name)
+        if a is None:  # a probe's row
+            continue
+        if a.emergence.wei_member is not None:
+            assert cell == a.emergence.wei_member
+            continue
+        blanks += 1
+        assert cell != "–" and cell.startswith("– "), (name, a.emergence.wei_note)
+        assert f"{cell}: " in str(table.caption)
+    assert blanks > 10
+    caption = " ".join(str(table.caption).split())
+    assert "– none: no member's CI lies above the baseline" in caption
+    assert "first > baseline: the first member whose 95% CI lies above the metric's baseline" in caption

@@ -24,6 +24,7 @@ import numpy as np
 from riskaudit.analysis.abrupt import Abruptness, assess_abruptness, wei_point
 from riskaudit.analysis.config import AnalysisConfig
 from riskaudit.analysis.growth import growth_fit
+from riskaudit.analysis.pair import pair_difference
 from riskaudit.analysis.prediction import predictability
 from riskaudit.analysis.resampling import orientation_label, prepare_series
 from riskaudit.analysis.results import FamilyAnalysis, MetricAnalysis
@@ -78,6 +79,7 @@ def analyze_series(
         out.verdict = "insufficient data"
         out.verdict_reason = f"{n} analysable member(s); at least {cfg.min_members} are needed"
         out.abruptness = Abruptness(rule=cfg.thresholds.rule())
+        out.difference = pair_difference(series, prep, cfg.alpha)
         return MetricAnalysis.model_validate(out.model_dump())
     if n <= 4:
         out.notes.append(f"only {n} members: abruptness and predictability have little power")

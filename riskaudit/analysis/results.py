@@ -9,6 +9,7 @@ from riskaudit.analysis.abrupt import Abruptness, EmergencePoint
 from riskaudit.analysis.config import AnalysisConfig
 from riskaudit.analysis.growth import GrowthFit
 from riskaudit.analysis.metric import Direction, MetricKind
+from riskaudit.analysis.pair import PairDifference
 from riskaudit.analysis.prediction import Predictability
 from riskaudit.analysis.series import Finite, ResampleMethod, SeriesAxis, XAxis
 from riskaudit.analysis.verdicts import Verdict
@@ -45,6 +46,7 @@ class MetricAnalysis(BaseModel):
     verdict: Verdict = "insufficient data"
     verdict_reason: str = ""
     predictability: Predictability = Field(default_factory=Predictability)
+    difference: PairDifference | None = None  # two analysable members: larger − smaller, with its CI
     notes: list[str] = []
 
     @property

@@ -3,9 +3,11 @@
 A table is described as columns and rows; :func:`fit_tables` lays it out for a console width. Key columns
 (e.g. the member) are repeated in every part; the other columns are packed, in order, into as few tables as
 fit the width, so at 80 columns a wide table becomes two or three narrower ones instead of cells cut to
-``demo…``. Columns that hold numbers never wrap; columns of prose (``wrap=True``) wrap at spaces. No column
-ever uses an ellipsis: an over-long cell folds onto the next line. ``width=None`` gives one table with every
-column (``--wide``).
+``demo…``. Each part gets fixed column widths (:func:`column_widths`) that add up to at most the width, so
+rich never crops a line: headers and prose (``wrap=True``) wrap at spaces, numbers stay on one line unless even
+one number column beside the key columns is wider than the terminal (then they fold), titles and captions
+wrap. Nothing is ever cut, with or without an ellipsis (tests/test_no_crop.py compares every rendered string
+with its source at 72–200 columns). ``width=None`` gives one table with every column (``--wide``).
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ def _plain(cell: Cell) -> str:
 
 
 def _width(column: Column, cells: Sequence[Cell]) -> int:
-    """The width a column needs: its longest cell (numbers never wrap), or for prose its longest word (at
-    least 40 when a cell is that long; a word longer than 30 folds; a key column: just its longest word, up
-    to 34), and the header's longest word."""
+    """The narrowest width a column is laid out at when the terminal allows: its longest cell line (numbers
+    never wrap), or for prose its longest word (at least 40 when a cell is that long; a word longer than 30
+    folds; a key column: just its longest word, up to 34); and the header's longest word (headers wrap)."""
     texts = [_plain(c) for c in cells]
     longest_word = max((cell_len(w) for t in [*texts, column.header] for w in t.split()), default=1)
     if column.wrap and column.key:  # repeated in every part: as narrow as its words allow
@@ -57,23 +59,61 @@ def _width(column: Column, cells: Sequence[Cell]) -> int:
     return max(longest_word, max((cell_len(line) for t in texts for line in t.splitlines() or [""]), default=1))
 
 
+def _natural(column: Column, cells: Sequence[Cell]) -> int:
+    """The width at which the header and every cell stand on one line."""
+    lines = [line for c in cells for line in _plain(c).splitlines() or [""]]
+    return max([cell_len(column.header), *(cell_len(line) for line in lines)])
+
+
+def _shrink(widths: list[int], floors: Sequence[int], excess: int, order: Sequence[int]) -> int:
+    """Take up to ``excess`` columns of width from the columns in ``order`` (widest first), none below its
+    floor; returns what is still in excess."""
+    while excess > 0:
+        cands = [i for i in order if widths[i] > floors[i]]
+        if not cands:
+            break
+        i = max(cands, key=lambda j: (widths[j] - floors[j], -j))
+        widths[i] -= 1
+        excess -= 1
+    return excess
+
+
+def column_widths(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], width: int) -> list[int]:
+    """Content widths (without padding) for the columns of a table at most ``width`` wide.
+
+    Each column starts at its :func:`_width`; when those do not fit, prose columns give up room first (down to
+    8), then every column (down to 4: its cells fold onto further lines, nothing is cut). Room left over goes
+    to the columns that need the fewest extra characters to show their header and cells on one line."""
+    cells = [[r[i] for r in rows] for i in range(len(columns))]
+    widths = [_width(c, cells[i]) for i, c in enumerate(columns)]
+    natural = [max(w, _natural(c, cells[i])) for i, (c, w) in enumerate(zip(columns, widths, strict=True))]
+    room = width - 3 * (len(columns) - 1)  # one separator and two padding characters between columns
+    excess = sum(widths) - room
+    if excess > 0:
+        prose = [i for i, c in enumerate(columns) if c.wrap]
+        excess = _shrink(widths, [min(widths[i], 8) for i in range(len(columns))], excess, prose)
+        excess = _shrink(widths, [min(widths[i], 4) for i in range(len(columns))], excess, range(len(columns)))
+    spare = room - sum(widths)
+    for i in sorted(range(len(columns)), key=lambda j: (natural[j] - widths[j], j)):
+        give = min(spare, natural[i] - widths[i])
+        if give > 0:
+            widths[i] += give
+            spare -= give
+    return widths
+
+
 def _table(
     title: str,
     columns: Sequence[Column],
     rows: Sequence[Sequence[Cell]],
     caption: str | None,
-    fixed: bool = True,
     width: int | None = None,
 ) -> Table:
-    """The rich table; with ``width``, prose columns give up room (down to 8) when the others leave too little."""
-    needs = [_width(c, [r[i] for r in rows]) if fixed else None for i, c in enumerate(columns)]
-    if fixed and width is not None:
-        excess = sum(n or 0 for n in needs) + 3 * (len(columns) - 1) - width
-        for i, c in enumerate(columns):
-            if excess > 0 and c.wrap and needs[i] is not None:
-                give = min(excess, max(0, (needs[i] or 0) - 8))
-                needs[i] = (needs[i] or 0) - give
-                excess -= give
+    """The rich table. With ``width``: every column gets a fixed width (:func:`column_widths`) and may wrap and
+    fold, so the table is never wider than ``width`` and nothing is cut; without: natural widths (``--wide``)."""
+    fixed = column_widths(columns, rows, width) if width is not None else None
+    # --wide: printed at its natural width, which rich must not take back down to the console's
+    floors = [_width(c, [r[i] for r in rows]) for i, c in enumerate(columns)]
     t = Table(
         title=Text(title),
         title_justify="left",
@@ -84,8 +124,11 @@ def _table(
         pad_edge=False,
         header_style="bold",
     )
-    for c, need in zip(columns, needs, strict=True):  # Text, never markup: "pearson[said_that]" is data
-        t.add_column(Text(c.header), justify=c.justify, no_wrap=not c.wrap, overflow="fold", min_width=need)
+    for i, c in enumerate(columns):  # Text, never markup: "pearson[t0]" is data
+        if fixed is None:
+            t.add_column(Text(c.header), justify=c.justify, no_wrap=not c.wrap, overflow="fold", min_width=floors[i])
+        else:
+            t.add_column(Text(c.header), justify=c.justify, overflow="fold", width=fixed[i])
     for row in rows:
         t.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in row))
     return t
