@@ -95,3 +95,18 @@ def test_rowwise_isotonic_fit_matches_scipy() -> None:
     fits = abrupt.isotonic_rows(m)
     for row, fit in zip(m, fits, strict=True):
         assert fit == pytest.approx(isotonic_fit(row, increasing=True)[0], abs=1e-12)
+
+
+def test_three_members_steady_rise_is_not_abrupt() -> None:
+    # With three members the two-step window is the whole axis (J2 = 1 whatever the curve), so it cannot tell
+    # a step from a steady rise; a steady, clearly significant three-point rise must not be flagged abrupt.
+    # (Found on the Pythia repository's WinoBias evals at 410m / 1.4b / 6.9b.)
+    y = np.array([0.05, 0.40, 0.75])
+    reps = y[None, :] + np.random.default_rng(1).normal(0.0, 0.005, (500, y.size))
+    a = analyze_series(_series(y.tolist(), reps))
+    assert a.abruptness.abrupt is False
+    # a true step among three members (nearly all of the change in one of two equal steps) still can be
+    y2 = np.array([0.05, 0.06, 0.75])
+    reps2 = y2[None, :] + np.random.default_rng(2).normal(0.0, 0.005, (500, y2.size))
+    b = analyze_series(_series(y2.tolist(), reps2))
+    assert b.abruptness.window == 1 and b.abruptness.abrupt is True

@@ -126,7 +126,7 @@ class AbruptThresholds(BaseModel):
             f"≥ {self.step_sd:g}·its sd (sd over item resamples + model-to-model noise) and ≥ {self.baseline_share:g} "
             f"of the risk above baseline, and either one step (5th pct of S ≥ {self.s_p05:g}, J ≥ {self.j:g}) or two "
             f"adjacent steps (5th pct of S2 ≥ {self.s2_p05:g}, J2 ≥ {self.j2:g}, "
-            f"each fitted step ≥ {self.s2_each:g} of {FIT_CHANGE})"
+            f"each fitted step ≥ {self.s2_each:g} of {FIT_CHANGE}) (two steps only with ≥ 4 members)"
             f"{cap}; S, S2 = shares of {TOTAL_VARIATION}; J, J2 = shares of {FIT_CHANGE} over shares of the axis"
         )
 
@@ -351,7 +351,9 @@ def assess_abruptness(prep: PreparedSeries, th: AbruptThresholds) -> tuple[Abrup
     if st.k_star is not None:
         gap = float(x[st.k_star + 1] - x[st.k_star])
         j_th = th.j_threshold(span / gap if gap > _TINY else None)
-    if st.k2_star is not None:
+    if st.k2_star is not None and len(x) > 3:
+        # with three points the two-step window IS the whole axis (J2 = 1 for any monotone curve): it cannot
+        # tell a step from a steady rise, so only the one-step window is tested
         width = float(x[st.k2_star + 2] - x[st.k2_star])
         j2_th = th.j_threshold(span / width if width > _TINY else None, two_steps=True)
     ab.j_threshold, ab.j2_threshold = _f(j_th), _f(j2_th)
