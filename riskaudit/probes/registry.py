@@ -266,8 +266,9 @@ def probe_files(probe_dirs: Iterable[str | Path] = ()) -> list[tuple[Path, bool]
 def _discover(
     probe_dirs: Iterable[str | Path],
 ) -> list[tuple[ProbeInfo, SpecBase | MemorizationSpec | None, KindEntry | None]]:
-    """Built-in files first (bias kinds in the order of BIAS_KINDS, then other kinds), then user files."""
-    rank = {kind: i for i, kind in enumerate(BIAS_KINDS)}
+    """Built-in files first (bias kinds in the order of BIAS_KINDS, benchmark kinds, then other kinds), then user
+    files."""
+    rank = {kind: i for i, kind in enumerate((*BIAS_KINDS, *BENCHMARK_KINDS))}
     declared = _declared()
     found = sorted(
         (_info(f, builtin, declared) for f, builtin in probe_files(probe_dirs)),
