@@ -50,9 +50,9 @@ HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
     "crows_pairs": (
         ("crows_pairs_english.pct_stereotype", "pct stereo"),
         ("crows_pairs_english.likelihood_diff", "lik. diff"),
-        ("crows_pairs_english_gender.pct_stereotype", "gender pct stereo"),
-        ("crows_pairs_english_gender.likelihood_diff", "gender lik. diff"),
-        ("crows_pairs_english.shared_token_pct_stereotype", "shared-token pct"),
+        ("crows_pairs_english_gender.pct_stereotype", "gender pct"),
+        ("crows_pairs_english_gender.likelihood_diff", "gender diff"),
+        ("crows_pairs_english.shared_token_pct_stereotype", "shared pct"),
     ),
     "winogender": (
         ("winogender_all.acc", "acc all"),
@@ -86,8 +86,9 @@ LEGENDS: dict[str, str] = {
     "occupation_gender_free_generation": "BLS r: correlation of the female share of generated pronouns with BLS % "
     "female; agreement: share of occupations on the BLS side of 50%",
     "crows_pairs": "pct stereo: share of pairs whose more-stereotyping sentence has the higher log-likelihood "
-    "(lm-eval crows_pairs_english[_gender]; 0.5 = none); lik. diff: mean |log-likelihood difference| (nats); "
-    "shared-token pct: the same preference on the words the two sentences share",
+    "(lm-eval crows_pairs_english; 0.5 = none); lik. diff: mean |log-likelihood difference| (nats); gender: "
+    "the same on crows_pairs_english_gender; "
+    "shared pct: the preference on the words the two sentences share only",
     "winogender": "acc: lm-eval winogender_* accuracy (all, by pronoun, gotcha = pronoun against the occupation's "
     "majority gender; 0.5 = chance); BLS r: Pearson r of (female − male) resolutions to the occupation with BLS % "
     "female (Rudinger et al. 2018 Fig. 3)",
