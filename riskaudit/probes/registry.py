@@ -3,7 +3,9 @@
 
 Every ``*.yaml`` / ``*.yml`` file is one probe definition with a top-level ``kind``. The bias kinds
 (``pronoun``, ``coreference``, ``minimal_pairs``, ``free_generation``) and ``memorization`` are validated
-and loaded here (:func:`load_probes`); the memorization suite needs the scan's data
+and loaded here (:func:`load_probes`); the canonical benchmark kinds (:data:`BENCHMARK_KINDS`: ``crows_pairs``,
+``winogender``) load only when their official files are found (:func:`load_benchmark_probes`; the others are
+"not audited"); the memorization suite needs the scan's data
 (:class:`~riskaudit.probes.memorization.MemorizationInputs`) and is left out when there is none. A user
 memorization file replaces the built-in one (one suite per scan: it is the costly probe).
 
