@@ -141,3 +141,8 @@ def test_scan_records_files_and_store_keys_follow_content(tmp_path: Path) -> Non
     assert proc.returncode == 0 and "crows_pairs" in proc.stdout, proc.stdout + proc.stderr
     proc = run_cli_here("card", str(tmp_path / "c.json"))
     assert proc.returncode == 0 and "CrowS-Pairs" in proc.stdout and "Winogender" in proc.stdout, proc.stdout
+    page = tmp_path / "c.html"
+    proc = run_cli_here("report", "html", str(tmp_path / "c.json"), "--out", str(page))
+    assert proc.returncode == 0, proc.stderr
+    html = page.read_text()
+    assert "crows_pairs_english_gender.pct_stereotype" in html and "winogender_bls.resolution_r" in html
