@@ -83,6 +83,9 @@ def test_malformed_file_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_asking_for_a_benchmark_without_data_is_one_line(tmp_path: Path) -> None:
     proc = run_cli_here("scan", "--family", "demo", "--probes", "winogender", "--out", str(tmp_path / "r.json"))
     assert_one_line_error(proc, "--probes", "winogender not audited: data not found")
+    missing = tmp_path / "nowhere"
+    proc = run_cli_here("scan", "--family", "demo", "--benchmark-data", str(missing), "--out", str(tmp_path / "r.json"))
+    assert_one_line_error(proc, "--benchmark-data", str(missing), "no such directory")
 
 
 @pytest.mark.slow

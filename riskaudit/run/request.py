@@ -149,6 +149,9 @@ def _check_options(request: ScanRequest) -> dict[str, str] | None:
         raise RiskauditError(f"unknown --add-bos {request.add_bos!r}: expected one of {', '.join(ADD_BOS_CHOICES)}")
     if request.occupations not in ("bls2015", "bls2022"):
         raise RiskauditError(f"unknown --occupations {request.occupations!r}: expected bls2015 or bls2022")
+    for d in request.benchmark_data:
+        if not d.expanduser().is_dir():
+            raise RiskauditError(f"--benchmark-data {d}: no such directory (it holds the benchmarks' official files)")
     if request.executor not in ("local", "ray"):
         raise RiskauditError(f"unknown --executor {request.executor!r}: expected local or ray")
     if request.ray_address is not None and request.executor != "ray":
