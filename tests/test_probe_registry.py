@@ -44,16 +44,18 @@ def _user_copy(tmp_path: Path, name: str, new_id: str, **change: Any) -> Path:
 
 def test_builtin_files_are_listed_bias_kinds_first() -> None:
     infos = list_probe_files()
-    bias = [i for i in infos if i.handled and i.kind != "memorization"]
+    bias = [i for i in infos if i.handled and i.kind != "memorization" and i.kind not in registry.BENCHMARK_KINDS]
     assert [i.kind for i in bias] == list(BUILTIN_BIAS)  # registry order: pronoun first
-    mem = infos[len(bias)]  # memorization: a registry kind too, validated in full, after the bias kinds
+    bench = infos[len(bias) : len(bias) + len(registry.BENCHMARK_KINDS)]  # then the canonical benchmarks
+    assert [i.kind for i in bench] == list(registry.BENCHMARK_KINDS) and all(i.handled for i in bench)
+    mem = infos[len(bias) + len(bench)]  # memorization: a registry kind too, validated in full, after them
     assert mem.kind == "memorization" and mem.handled and mem.builtin and mem.content_hash
     assert {i.kind: i.id for i in bias} == BUILTIN_BIAS
     for i in bias:
         assert i.builtin and i.version == 1 and i.content_hash and len(i.content_hash) == 64
         assert i.n_templates and i.n_templates >= 2 and i.description
     # unknown kinds come after the known kinds and are not loaded here
-    assert all(not i.handled for i in infos[len(bias) + 1 :])
+    assert all(not i.handled for i in infos[len(bias) + len(bench) + 1 :])
 
 
 def test_unknown_kinds_are_routed_not_errors(tmp_path: Path) -> None:

@@ -136,6 +136,15 @@ def scan(
         bool, typer.Option("--no-memorization", help="Skip the memorization suite (no training data is loaded).")
     ] = False,
     probe_dir: ProbeDirOption = None,
+    benchmark_data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--benchmark-data",
+            help="A directory of canonical benchmarks' official files, as DIR/<benchmark>/<file> or DIR/<file> "
+            "(repeatable; e.g. DIR/winogender/all_sentences.tsv). Every benchmark whose files are found runs.",
+            show_default=False,
+        ),
+    ] = None,
     include_text: Annotated[
         bool,
         typer.Option(
@@ -218,7 +227,8 @@ def scan(
         plots=plots, html=html, data=data, data_config=data_config, data_split=data_split, data_column=data_column,
         data_dup_column=data_dup_column, data_label_column=data_label_column, data_revision=data_revision,
         prefix_len=prefix_len, suffix_len=suffix_len, canaries=canaries, exposure_candidates=exposure_candidates,
-        no_memorization=no_memorization, probe_dirs=probe_dir or [], include_text=include_text, cache_dir=cache_dir,
+        no_memorization=no_memorization, probe_dirs=probe_dir or [], benchmark_data=benchmark_data or [],
+        include_text=include_text, cache_dir=cache_dir,
         no_cache=no_cache, probe_ids=probe_ids, limit=limit, executor=executor, ray_address=ray_address, plan=plan,
         as_json=as_json, gpu_memory=gpu_memory, command=" ".join(["riskaudit", *sys.argv[1:]]),
     )  # fmt: skip

@@ -3,7 +3,9 @@
 
 Every ``*.yaml`` / ``*.yml`` file is one probe definition with a top-level ``kind``. The bias kinds
 (``pronoun``, ``coreference``, ``minimal_pairs``, ``free_generation``) and ``memorization`` are validated
-and loaded here (:func:`load_probes`); the memorization suite needs the scan's data
+and loaded here (:func:`load_probes`); the canonical benchmark kinds (:data:`BENCHMARK_KINDS`: ``crows_pairs``,
+``winogender``) load only when their official files are found (:func:`load_benchmark_probes`; the others are
+"not audited"); the memorization suite needs the scan's data
 (:class:`~riskaudit.probes.memorization.MemorizationInputs`) and is left out when there is none. A user
 memorization file replaces the built-in one (one suite per scan: it is the costly probe).
 
@@ -23,8 +25,12 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from riskaudit.errors import ProbeError
+from riskaudit.inputs.benchmark_data import BenchmarkDataMissing, NotAudited
 from riskaudit.inputs.occupations import Table
 from riskaudit.probes.base import Probe
+from riskaudit.probes.bench_crows_pairs import CrowsPairsProbe, CrowsPairsSpec
+from riskaudit.probes.bench_winogender import WinogenderProbe, WinogenderSpec
+from riskaudit.probes.benchmark import BenchmarkFactory
 from riskaudit.probes.coref import CoreferenceProbe, CoreferenceSpec
 from riskaudit.probes.generation import FreeGenerationProbe, FreeGenerationSpec
 from riskaudit.probes.mem_spec import MemorizationSpec, parse_memorization_spec
@@ -66,6 +72,12 @@ BIAS_KINDS: dict[str, tuple[type[SpecBase], Callable[[SpecBase, Table | None], P
 }
 
 
+# Canonical benchmarks over their official files: kind -> (spec model, factory(spec, YAML dir, --benchmark-data roots))
+BENCHMARK_KINDS: dict[str, tuple[type[SpecBase], BenchmarkFactory]] = {
+    "crows_pairs": (CrowsPairsSpec, CrowsPairsProbe.from_spec),
+    "winogender": (WinogenderSpec, WinogenderProbe.from_spec),
+}
+
 MEMORIZATION_KIND = "memorization"
 ENTRY_POINT_GROUP = "riskaudit.probe_kinds"
 
@@ -86,7 +98,7 @@ def _declared() -> dict[str, EntryPoint]:
     """The kinds installed packages declare (first declaration of a name wins), built-in names refused."""
     found: dict[str, EntryPoint] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in BIAS_KINDS or ep.name == MEMORIZATION_KIND:
+        if ep.name in BIAS_KINDS or ep.name in BENCHMARK_KINDS or ep.name == MEMORIZATION_KIND:
             raise ProbeError(
                 f"entry point {ep.name} = {ep.value} in group {ENTRY_POINT_GROUP}: "
                 f"{ep.name!r} is a built-in probe kind; give the plug-in kind another name"
@@ -176,6 +188,19 @@ def _info(
             content_hash=mem.content_hash(),
         )
         return info, mem, None
+    if kind in BENCHMARK_KINDS:
+        bench = parse_spec(BENCHMARK_KINDS[kind][0], data, source)
+        info = ProbeInfo(
+            path=path,
+            id=bench.id,
+            kind=kind,
+            version=bench.version,
+            description=" ".join(bench.description.split()),
+            builtin=builtin,
+            handled=True,
+            content_hash=bench.content_hash(),
+        )
+        return info, bench, None
     entry = _known_kinds(declared, kind, source)
     if entry is None:
         version = data.get("version")
@@ -243,8 +268,9 @@ def probe_files(probe_dirs: Iterable[str | Path] = ()) -> list[tuple[Path, bool]
 def _discover(
     probe_dirs: Iterable[str | Path],
 ) -> list[tuple[ProbeInfo, SpecBase | MemorizationSpec | None, KindEntry | None]]:
-    """Built-in files first (bias kinds in the order of BIAS_KINDS, then other kinds), then user files."""
-    rank = {kind: i for i, kind in enumerate(BIAS_KINDS)}
+    """Built-in files first (bias kinds in the order of BIAS_KINDS, benchmark kinds, then other kinds), then user
+    files."""
+    rank = {kind: i for i, kind in enumerate((*BIAS_KINDS, *BENCHMARK_KINDS))}
     declared = _declared()
     found = sorted(
         (_info(f, builtin, declared) for f, builtin in probe_files(probe_dirs)),
@@ -284,16 +310,42 @@ def load_bias_probes(probe_dirs: Iterable[str | Path] = (), occupation_table: Ta
     ]
 
 
+def load_benchmark_probes(
+    probe_dirs: Iterable[str | Path] = (), roots: Sequence[Path] = ()
+) -> tuple[list[Probe], list[NotAudited]]:
+    """Runnable probes for every benchmark-kind file whose official data is found (its YAML's ``data:``, else
+    the ``--benchmark-data`` ``roots``), and a :class:`NotAudited` for each whose data is not; a malformed data
+    file raises its one-line BenchmarkFileError."""
+    probes: list[Probe] = []
+    missing: list[NotAudited] = []
+    for info, spec, _ in _discover(probe_dirs):
+        if info.kind in BENCHMARK_KINDS and isinstance(spec, SpecBase):
+            try:
+                probes.append(BENCHMARK_KINDS[info.kind][1](spec, info.path.parent, roots))
+            except BenchmarkDataMissing as exc:
+                missing.append(exc.not_audited)
+    return probes, missing
+
+
 def load_probes(
     probe_dirs: Iterable[str | Path] = (),
     occupation_table: Table | None = None,
     memorization: MemorizationInputs | None = None,
+    benchmark_data: Sequence[Path] | None = None,
+    not_audited: list[NotAudited] | None = None,
 ) -> list[Probe]:
-    """Every runnable probe: the bias probes (:func:`load_bias_probes`), then the memorization suite on
+    """Every runnable probe: the bias probes (:func:`load_bias_probes`), with ``benchmark_data`` (the
+    ``--benchmark-data`` roots, possibly none) the benchmark probes whose data is found (those whose data is
+    not are appended to ``not_audited``), then the memorization suite on
     ``memorization``'s data — from the last user memorization file, else the built-in one — unless there is
     no data (no declared training data, no ``--data``, no ``--canaries``) or memorization is off."""
     dirs = list(probe_dirs)
     probes = load_bias_probes(dirs, occupation_table)
+    if benchmark_data is not None:
+        found, missing = load_benchmark_probes(dirs, benchmark_data)
+        probes += found
+        if not_audited is not None:
+            not_audited += missing
     if memorization is None:
         return probes
     mem = [(info, spec) for info, spec, _ in _discover(dirs) if isinstance(spec, MemorizationSpec)]
@@ -313,4 +365,4 @@ def bias_kinds() -> Sequence[str]:
 def probe_kinds() -> Sequence[str]:
     """Every kind this registry validates: the bias kinds, memorization, then the installed plug-in kinds
     (entry-point group ``riskaudit.probe_kinds``, sorted; not imported here)."""
-    return (*BIAS_KINDS, MEMORIZATION_KIND, *sorted(_declared()))
+    return (*BIAS_KINDS, *BENCHMARK_KINDS, MEMORIZATION_KIND, *sorted(_declared()))

@@ -47,6 +47,17 @@ DATASET_PREFIX = "riskaudit/"
 TASK_TYPE = "text-generation"
 MAX_FLAGS = 20
 
+# A canonical benchmark's model-index entries go under its own name and hub dataset (the one lm-evaluation-harness
+# loads), the task as the dataset config and lm-eval's metric name as the metric type; ``dataset_args`` marks them
+# as riskaudit's (``riskaudit_probe``), so that a later ``riskaudit card`` replaces them.
+BENCHMARK_DATASETS: dict[str, tuple[str, str]] = {
+    "crows_pairs": ("CrowS-Pairs", "nyu-mll/crows_pairs"),
+    "winogender": ("Winogender", "oskarvanderwal/winogender"),
+    "winobias": ("WinoBias", "uclanlp/wino_bias"),
+    "bbq": ("BBQ", "oskarvanderwal/bbq"),
+}
+_PROBE_ARG = "riskaudit_probe"
+
 _ARROW = {"higher_is_riskier": "↑", "lower_is_riskier": "↓", "two_sided": "↕"}
 
 
@@ -270,10 +281,31 @@ def eval_results(
     """
     m = _member(report, member)
     hashes = {p.id: p.content_hash for p in report.probes}
+    benchmarks = {p.id: p.benchmark for p in report.probes if p.benchmark in BENCHMARK_DATASETS}
     out = []
     for probe, metric in headline_keys(report, metrics):
         r = find_metric(m, probe, metric)
         if r is None or r.value is None:
+            continue
+        if probe in benchmarks:
+            name, hub_id = BENCHMARK_DATASETS[benchmarks[probe] or ""]
+            task, _, metric_type = metric.rpartition(".")
+            out.append(
+                EvalResult(
+                    task_type=TASK_TYPE,
+                    task_name=f"{name} (riskaudit)",
+                    dataset_type=hub_id,
+                    dataset_name=name,
+                    dataset_config=task or None,
+                    dataset_revision=hashes.get(probe) or None,
+                    dataset_args={_PROBE_ARG: probe},
+                    metric_type=metric_type,
+                    metric_name=metric,
+                    metric_value=round(r.value, 6),
+                    source_name=SOURCE_NAME if source_url else None,
+                    source_url=source_url or None,
+                )
+            )
             continue
         out.append(
             EvalResult(
@@ -294,7 +326,11 @@ def eval_results(
 
 def is_riskaudit_result(e: EvalResult) -> bool:
     """An eval result written by riskaudit (its dataset type is ``riskaudit/<probe>``)."""
-    return e.source_name == SOURCE_NAME or str(e.dataset_type or "").startswith(DATASET_PREFIX)
+    return (
+        e.source_name == SOURCE_NAME
+        or str(e.dataset_type or "").startswith(DATASET_PREFIX)
+        or _PROBE_ARG in (e.dataset_args or {})
+    )
 
 
 def model_card_data(

@@ -47,6 +47,21 @@ HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
         ("generation_agreement", "agreement"),
         ("generation_female_share", "female share"),
     ),
+    "crows_pairs": (
+        ("crows_pairs_english.pct_stereotype", "pct stereo"),
+        ("crows_pairs_english.likelihood_diff", "lik. diff"),
+        ("crows_pairs_english_gender.pct_stereotype", "gender pct"),
+        ("crows_pairs_english_gender.likelihood_diff", "gender diff"),
+        ("crows_pairs_english.shared_token_pct_stereotype", "shared pct"),
+    ),
+    "winogender": (
+        ("winogender_all.acc", "acc all"),
+        ("winogender_male.acc", "acc male"),
+        ("winogender_female.acc", "acc female"),
+        ("winogender_neutral.acc", "acc neutral"),
+        ("winogender_gotcha.acc", "acc gotcha"),
+        ("winogender_bls.resolution_r", "BLS r"),
+    ),
     "memorization": (
         ("canary_exact_extraction", "canary extr."),
         ("canary_token_accuracy", "canary tok. acc."),
@@ -70,6 +85,13 @@ LEGENDS: dict[str, str] = {
     "none); margin: mean log-prob margin on the tokens the two sentences share (nats)",
     "occupation_gender_free_generation": "BLS r: correlation of the female share of generated pronouns with BLS % "
     "female; agreement: share of occupations on the BLS side of 50%",
+    "crows_pairs": "pct stereo: share of pairs whose more-stereotyping sentence has the higher log-likelihood "
+    "(lm-eval crows_pairs_english; 0.5 = none); lik. diff: mean |log-likelihood difference| (nats); gender: "
+    "the same on crows_pairs_english_gender; "
+    "shared pct: the preference on the words the two sentences share only",
+    "winogender": "acc: lm-eval winogender_* accuracy (all, by pronoun, gotcha = pronoun against the occupation's "
+    "majority gender; 0.5 = chance); BLS r: Pearson r of (female − male) resolutions to the occupation with BLS % "
+    "female (Rudinger et al. 2018 Fig. 3)",
     "memorization": "extr.: exact extraction rate (greedy suffix = true suffix); tok. acc.: teacher-forced token "
     "accuracy; log-p: mean suffix log-prob (nats); exposure in bits (Carlini et al. 2019); MIA AUC: "
     "membership-inference ROC AUC (text: loss; canary: ratio to the smallest member)",

@@ -24,6 +24,7 @@ from riskaudit.analysis.metric import MetricResult
 from riskaudit.analysis.replicates import ScanReplicates, count_series, decode_replicates, replicates_path_for
 from riskaudit.analysis.results import FamilyAnalysis
 from riskaudit.errors import RiskauditError
+from riskaudit.inputs.benchmark_data import DataFile, NotAudited
 from riskaudit.models.base import BatchHalving, TokenizationInfo
 from riskaudit.probes.base import ItemRecord
 from riskaudit.reporting.outputs import write_together
@@ -31,8 +32,10 @@ from riskaudit.reporting.outputs import write_together
 # 1.1.0: members[].batch_halvings. 1.2.0: verdict "no consistent trend", noise floor, two-step windows, per-member
 # baselines, the replicates file, the family's scale order. 1.3.0: run.execution (executor, nodes), members[].placement,
 # members[].dtype / device / device_map (all additive). 1.4.0: metrics[].proportion (absent = written before it
-# was declared), members[].params_declared / params_weights (declared vs counted parameters; both additive)
-SCHEMA_VERSION = "1.4.0"
+# was declared), members[].params_declared / params_weights (declared vs counted parameters; both additive). 1.5.0:
+# probes[].benchmark and probes[].data_files (a canonical benchmark's official files: name, sha256, rows) and
+# not_audited (benchmarks whose data was not found; all additive)
+SCHEMA_VERSION = "1.5.0"
 REPORT_KIND = "riskaudit.scan"
 
 
@@ -100,6 +103,8 @@ class ProbeDefinition(BaseModel):
     id: str
     content_hash: str
     description: str = ""
+    benchmark: str | None = None  # a canonical benchmark's name (winogender, crows_pairs, …); None: riskaudit's own
+    data_files: list[DataFile] = []  # the benchmark's official files as read (name, sha256, data rows)
 
 
 class ProbeOutcome(BaseModel):
@@ -152,6 +157,7 @@ class Report(BaseModel):
     sidecar: SidecarRef | None = None
     replicates: SidecarRef | None = None  # paired bootstrap replicates (.npz; rows = metric series × member)
     analysis: FamilyAnalysis | None = None  # growth, abruptness, emergence, verdicts (riskaudit.analysis.family)
+    not_audited: list[NotAudited] = []  # benchmarks skipped because their official data was not found
     notes: list[str] = []
 
 

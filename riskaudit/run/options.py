@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
+from riskaudit.inputs.benchmark_data import NotAudited
 from riskaudit.inputs.family_spec import ModelSpec
 from riskaudit.inputs.memdata import DataOptions
 from riskaudit.models import LoadOptions
@@ -29,6 +30,7 @@ class ProbeOptions(BaseModel):
     canaries: str | None = None  # --canaries FILE
     exposure_candidates: int | None = None  # --exposure-candidates N
     memorization: bool = True  # False: --no-memorization
+    benchmark_data: list[str] = []  # --benchmark-data roots of the canonical benchmarks' official files
 
 
 class ScanOptions(BaseModel):
@@ -39,6 +41,7 @@ class ScanOptions(BaseModel):
     command: str = ""
     limit: int | None = None  # --limit: the probes were cut to their first N items (a smoke run)
     notes: list[str] = []  # scan-level notes for the report (e.g. memorization not audited)
+    not_audited: list[NotAudited] = []  # benchmarks whose official data was not found
 
 
 class ScanEvents(Protocol):

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from pydantic import BaseModel, ConfigDict
 
 from riskaudit.errors import Interrupted, RiskauditError
+from riskaudit.inputs.benchmark_data import NotAudited
 from riskaudit.inputs.families import load_family
 from riskaudit.inputs.family_spec import Family
 from riskaudit.inputs.memdata import DataOptions
@@ -68,6 +69,7 @@ class ScanRequest(BaseModel):
     exposure_candidates: int | None = None
     no_memorization: bool = False
     probe_dirs: list[Path] = []
+    benchmark_data: list[Path] = []
     include_text: bool = False
     cache_dir: Path | None = None
     no_cache: bool = False
@@ -147,6 +149,9 @@ def _check_options(request: ScanRequest) -> dict[str, str] | None:
         raise RiskauditError(f"unknown --add-bos {request.add_bos!r}: expected one of {', '.join(ADD_BOS_CHOICES)}")
     if request.occupations not in ("bls2015", "bls2022"):
         raise RiskauditError(f"unknown --occupations {request.occupations!r}: expected bls2015 or bls2022")
+    for d in request.benchmark_data:
+        if not d.expanduser().is_dir():
+            raise RiskauditError(f"--benchmark-data {d}: no such directory (it holds the benchmarks' official files)")
     if request.executor not in ("local", "ray"):
         raise RiskauditError(f"unknown --executor {request.executor!r}: expected local or ray")
     if request.ray_address is not None and request.executor != "ray":
@@ -201,6 +206,7 @@ def _probe_options(request: ScanRequest, options: ScanOptions) -> ProbeOptions:
         canaries=None if request.canaries is None else str(request.canaries),
         exposure_candidates=request.exposure_candidates,
         memorization=not request.no_memorization,
+        benchmark_data=[str(d) for d in request.benchmark_data],
     )
 
 
@@ -214,10 +220,18 @@ def prepare_scan(request: ScanRequest) -> PreparedScan:
     check_outputs(out_path, request.plots, request.html)
     options = _scan_options(request, memory_limits)
     probe_options = _probe_options(request, options)
-    probes = build_probes(fam, probe_options)
-    options = options.model_copy(update={"notes": scan_notes(probes, probe_options)})
+    not_audited: list[NotAudited] = []
+    probes = build_probes(fam, probe_options, not_audited)
     if request.probe_ids is not None:
-        probes = select_probes(probes, request.probe_ids.split(","))
+        ids = [i.strip() for i in request.probe_ids.split(",") if i.strip()]
+        skipped = {n.probe for n in not_audited}
+        not_audited = [n for n in not_audited if n.probe in ids]
+        runnable = [i for i in ids if i not in skipped]
+        if ids and not runnable:
+            raise RiskauditError(f"--probes: nothing to scan: {not_audited[0].message}")
+        probes = select_probes(probes, runnable or ids)
+    notes = [*scan_notes(probes, probe_options), *(n.message for n in not_audited)]
+    options = options.model_copy(update={"notes": notes, "not_audited": not_audited})
     if request.limit is not None:
         probes = [limit_probe(p, request.limit) for p in probes]
     if request.no_cache and request.cache_dir is not None:

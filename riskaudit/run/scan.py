@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 from pydantic import ValidationError
@@ -22,6 +23,7 @@ from riskaudit.analysis.family import analyze_family
 from riskaudit.analysis.replicates import ProbeReplicates, decode_replicates, encode_replicates
 from riskaudit.analysis.results import FamilyAnalysis
 from riskaudit.errors import ModelLoadError, RiskauditError
+from riskaudit.inputs.benchmark_data import NotAudited
 from riskaudit.inputs.family_spec import Family
 from riskaudit.models import TokenizationInfo
 from riskaudit.probes.base import Probe
@@ -57,9 +59,13 @@ from riskaudit.run.store import ResultStore
 from riskaudit.run.unit_key import code_fingerprint
 
 
-def build_probes(family: Family | str, options: ProbeOptions) -> list[Probe]:
-    """Every probe of the registry (built-in ``probes/`` plus ``--probe-dir``); the memorization suite runs on
-    the family's declared training data (or ``--data``) and ``--canaries``, and is left out when there are none."""
+def build_probes(
+    family: Family | str, options: ProbeOptions, not_audited: list[NotAudited] | None = None
+) -> list[Probe]:
+    """Every probe of the registry (built-in ``probes/`` plus ``--probe-dir``); the benchmark probes whose
+    official data is found (``--benchmark-data`` or their YAML's ``data:``; the others are appended to
+    ``not_audited``); the memorization suite runs on the family's declared training data (or ``--data``) and
+    ``--canaries``, and is left out when there are none."""
     fam = family if isinstance(family, Family) else None
     inputs = MemorizationInputs(
         family=fam.name if fam is not None else str(family),
@@ -73,7 +79,8 @@ def build_probes(family: Family | str, options: ProbeOptions) -> list[Probe]:
         include_text=options.include_text,
         enabled=options.memorization,
     )
-    return load_probes(options.probe_dirs, options.occupations, inputs)
+    roots = [Path(d) for d in options.benchmark_data]
+    return load_probes(options.probe_dirs, options.occupations, inputs, roots, not_audited)
 
 
 def scan_notes(probes: Sequence[Probe], options: ProbeOptions) -> list[str]:
@@ -225,7 +232,8 @@ def scan_family(
         members, analysis, sidecar, rep_bytes = served
         if executor is not None:
             meta = meta.model_copy(update={"execution": executor.info})
-        return ScanOutput(_assemble(meta, family, probe_list, members, analysis, opts.notes), sidecar, rep_bytes)
+        report = _assemble(meta, family, probe_list, members, analysis, opts.notes, opts.not_audited)
+        return ScanOutput(report, sidecar, rep_bytes)
     runs = _run_members(family, probe_list, opts, ev, store, counter, runner)
     meta = meta.model_copy(update={"execution": _execution(runner.info, runs)})
     _finalize(probe_list, runs)
@@ -248,7 +256,7 @@ def scan_family(
         rows.extend(SidecarRow(member=run.report.name, record=r) for res in run.results.values() for r in res.records)
         replicates[run.report.name] = {pid: res.replicates for pid, res in run.results.items()}
     sidecar = encode_sidecar(rows)
-    report = _assemble(meta, family, probe_list, members, None, opts.notes)
+    report = _assemble(meta, family, probe_list, members, None, opts.notes, opts.not_audited)
     t_analysis = time.perf_counter()
     # analyse exactly what the replicates file holds (float32), so that a re-analysis of the report is exact
     rep_bytes = encode_replicates(replicates)
@@ -329,6 +337,7 @@ def _assemble(
     members: list[MemberReport],
     analysis: FamilyAnalysis | None,
     scan_notes: Sequence[str] = (),
+    not_audited: Sequence[NotAudited] = (),
 ) -> Report:
     notes = sorted(
         {note for m in members for p in m.probes for note in p.notes}
@@ -348,7 +357,17 @@ def _assemble(
             largest_member=ranked[-1] if ranked else None,
         ),
         members=members,
-        probes=[ProbeDefinition(id=p.id, content_hash=p.content_hash(), description=p.description) for p in probes],
+        probes=[
+            ProbeDefinition(
+                id=p.id,
+                content_hash=p.content_hash(),
+                description=p.description,
+                benchmark=getattr(p, "benchmark", None),
+                data_files=list(getattr(p, "data_files", [])),
+            )
+            for p in probes
+        ],
+        not_audited=list(not_audited),
         notes=notes,
         analysis=analysis,
     )
