@@ -7,8 +7,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+
+# pip, quietly. A machine whose pip config lists local file:// indexes (this project's machines do) gets one
+# "WARNING: Location 'file://…/<package>/' is ignored: it is neither a file nor a directory" per package and
+# index that lacks it: pip looking in every index, not a problem of the install. Only that line is left out;
+# every other warning or error of pip and of the build is printed.
+pip_install() {
+  local err status=0
+  err=$(mktemp)
+  .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2>"$err" || status=$?
+  grep -v -E "^WARNING: Location 'file://[^']*' is ignored: it is neither a file nor a directory\.$" "$err" >&2 || true
+  rm -f "$err"
+  return "$status"
+}
+
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-"${PIP[@]}" --upgrade pip
-"${PIP[@]}" "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-"${PIP[@]}" -e ".[dev]"
+pip_install --upgrade pip
+pip_install "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+pip_install -e ".[dev]"

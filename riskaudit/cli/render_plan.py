@@ -41,10 +41,9 @@ def _tokens(n: int | None) -> str:
 def plan_summary(plan: ScanPlan) -> str:
     """The plan in one sentence; when nothing has to run it says so (no "largest peak ?")."""
     if plan.units_to_run == 0:
-        return (
-            f"Nothing to run: all {plan.units_total} units are served from the result store "
-            f"({_tokens(plan.tokens_total)} forward-pass tokens already computed)."
-        )
+        units = "the one unit is" if plan.units_total == 1 else f"all {plan.units_total} units are"
+        done = "" if plan.tokens_total is None else f" ({plan.tokens_total:,} forward-pass tokens already computed)"
+        return f"Nothing to run: {units} served from the result store{done}."
     device = "CPU tasks" if plan.gpu_memory is None else f"GPUs of {human_bytes(plan.gpu_memory)}"
     peak = "unknown" if plan.peak_bytes_max is None else human_bytes(plan.peak_bytes_max)
     return (
