@@ -12,7 +12,8 @@ def package_data_dir() -> Path:
 
 
 def probe_data_dir() -> Path:
-    """riskaudit/probe_data: the built-in probe definitions (YAML data, no code)."""
+    """riskaudit/probe_data: the built-in probe definitions (YAML data, no code). In the repository it is a link
+    to the top-level ``probes/``; a wheel holds the files themselves."""
     return Path(str(resources.files("riskaudit") / "probe_data"))
 
 

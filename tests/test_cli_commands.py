@@ -115,7 +115,7 @@ def test_probes_validate_bad_file(tmp_path: Path, content: str, needle: str) -> 
 
 
 def test_probes_list_includes_probe_dir(tmp_path: Path) -> None:
-    src = (REPO / "riskaudit" / "probe_data" / "occupation_gender.yaml").read_text()
+    src = (REPO / "probes" / "occupation_gender.yaml").read_text()
     (tmp_path / "mine.yaml").write_text(src.replace("id: occupation_gender_pronoun", "id: my_pronoun_probe"))
     proc = run_cli_here("probes", "list", "--probe-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr

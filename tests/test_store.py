@@ -260,7 +260,7 @@ def test_probe_text_change_is_a_miss(store: ResultStore, tmp_path: Path) -> None
     """Editing one template of a probe file changes its content hash, so no stored result is served."""
     from riskaudit.probes.registry import load_bias_probes
 
-    text = (REPO / "riskaudit" / "probe_data" / "minimal_pairs.yaml").read_text()
+    text = (REPO / "probes" / "minimal_pairs.yaml").read_text()
     builtin_id = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("id:"))
     hashes = []
     for i, variant in enumerate([text, text.replace("in the city.", "in the town.", 1)]):

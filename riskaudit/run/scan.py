@@ -58,9 +58,8 @@ from riskaudit.run.unit_key import code_fingerprint
 
 
 def build_probes(family: Family | str, options: ProbeOptions) -> list[Probe]:
-    """Every probe of the registry (built-in ``riskaudit/probe_data/`` plus ``--probe-dir``); the memorization suite
-    runs on the family's declared training data (or ``--data``) and ``--canaries``, and is left out when there are
-    none."""
+    """Every probe of the registry (built-in ``probes/`` plus ``--probe-dir``); the memorization suite runs on
+    the family's declared training data (or ``--data``) and ``--canaries``, and is left out when there are none."""
     fam = family if isinstance(family, Family) else None
     inputs = MemorizationInputs(
         family=fam.name if fam is not None else str(family),
