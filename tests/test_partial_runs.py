@@ -23,6 +23,9 @@ PARTIAL = Path("reports") / f"demo.probes-{PRONOUN}.limit-2.json"
 class Smoke:
     def __init__(self, root: Path, proc: subprocess.CompletedProcess[str], full_before: bytes) -> None:
         self.root, self.proc, self.full_before = root, proc, full_before
+        found = re.search(r"^report: (\S+)", proc.stdout, re.MULTILINE)
+        assert found is not None, proc.stdout
+        self.report = root / found.group(1)  # the report the scan wrote, whatever its name
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +86,7 @@ def _absolute_paths(text: str) -> list[str]:
 
 
 def test_a_fresh_report_carries_no_absolute_path(smoke: Smoke) -> None:
-    text = (smoke.root / PARTIAL).read_text(encoding="utf-8")
+    text = smoke.report.read_text(encoding="utf-8")
     assert _absolute_paths(text) == []
     sources = [m["source"] for m in json.loads(text)["members"]]
     assert sources == ["riskaudit:zoo/demo/members/demo-50k", "riskaudit:zoo/demo/members/demo-150k"]
@@ -100,7 +103,7 @@ def test_the_absolute_path_check_sees_them() -> None:
 def json_alone(smoke: Smoke, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The smoke report copied without its sidecar (a model card's or a CI artifact's copy)."""
     where = tmp_path_factory.mktemp("json-alone")
-    shutil.copy(smoke.root / PARTIAL, where / "r.json")
+    shutil.copy(smoke.report, where / "r.json")
     return where / "r.json"
 
 
@@ -129,14 +132,15 @@ def test_every_reader_works_on_the_json_alone(json_alone: Path, argv: list[str])
     assert proc.returncode == 0, proc.stderr
     notes = [ln for ln in proc.stderr.splitlines() if NOTE in ln]
     assert len(notes) == 1, proc.stderr  # said once
-    assert f"demo.probes-{PRONOUN}.limit-2.items.jsonl" in notes[0] and "unavailable" in notes[0], notes[0]
+    side = json.loads(json_alone.read_text())["sidecar"]["path"]
+    assert side in notes[0] and "unavailable" in notes[0], notes[0]
     assert "Traceback" not in proc.stderr
 
 
 def test_a_present_sidecar_is_no_note_and_a_wrong_one_still_an_error(smoke: Smoke, tmp_path: Path) -> None:
-    proc = run_cli_here("report", "show", str(smoke.root / PARTIAL))
+    proc = run_cli_here("report", "show", str(smoke.report))
     assert proc.returncode == 0 and NOTE not in proc.stderr, proc.stderr
-    shutil.copy(smoke.root / PARTIAL, tmp_path / "r.json")
-    (tmp_path / f"demo.probes-{PRONOUN}.limit-2.items.jsonl").write_text("tampered\n")
+    shutil.copy(smoke.report, tmp_path / "r.json")
+    (tmp_path / json.loads(smoke.report.read_text())["sidecar"]["path"]).write_text("tampered\n")
     proc = run_cli_here("report", "show", str(tmp_path / "r.json"))
     assert proc.returncode == 2 and "does not match its sha256" in proc.stderr, proc.stderr
