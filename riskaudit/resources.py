@@ -12,15 +12,29 @@ def package_data_dir() -> Path:
 
 
 def probe_data_dir() -> Path:
-    """The built-in probe definitions (top-level ``probes/`` in the repository; the package
-    ``riskaudit.probe_data`` once installed). A checkout used without installing (``PYTHONPATH``) has no
-    such package, so the repository's ``probes/`` is used."""
-    try:
-        return Path(str(resources.files("riskaudit.probe_data")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "probes"
+    """riskaudit/probe_data: the built-in probe definitions (YAML data, no code). In the repository it is a link
+    to the top-level ``probes/``; a wheel holds the files themselves."""
+    return Path(str(resources.files("riskaudit") / "probe_data"))
 
 
 def demo_dir() -> Path:
     """The shipped demo family: tokenizer, member weights, ground truth."""
     return Path(str(resources.files("riskaudit.zoo") / "demo"))
+
+
+PACKAGE_SCHEME = "riskaudit:"  # a path inside the installed package, as reports record it
+
+
+def portable_source(source: str) -> str:
+    """A member's source as a report records it: a path inside the riskaudit package (the demo family's
+    weights) as ``riskaudit:zoo/demo/members/<name>``, so that a report carries no absolute path of the machine
+    that made it; anything else (a hub id, a path the user's family TOML gave) unchanged."""
+    path = Path(source)
+    if not path.is_absolute():
+        return source
+    root = Path(str(resources.files("riskaudit"))).resolve()
+    try:
+        rel = path.resolve().relative_to(root)
+    except ValueError:
+        return source
+    return PACKAGE_SCHEME + rel.as_posix()

@@ -327,3 +327,29 @@ def test_ray_requests_the_plans_memory_for_the_counted_passes(demo_probes: list[
         assert need.num_gpus == 0.0 and need.num_cpus == 1.0
         default = estimate_footprint(member, ScanOptions().load).peak_bytes
         assert default is not None and need.memory < default
+
+
+def test_plan_caption_says_nothing_runs_and_explains_only_marks_shown(demo_probes: list[Any]) -> None:
+    """Issue 23 item 5: everything served from the store is said in words (not "largest peak ?"), and the
+    ``params*`` mark is explained only when a row shows it."""
+    family = load_family("demo")
+    probes = select_probes(demo_probes, [PRONOUN])
+    plan = plan_scan(family, probes, ScanOptions(load=LoadOptions(batch_size=8)), None, "local", None, False)
+    text = _render(plan_tables(plan, 120), 120)
+    assert "params*" not in text and "largest peak" in text  # declared counts: no row has the mark
+    stored = plan.model_copy(
+        update={
+            "units": [u.model_copy(update={"submit": False, "tokens_to_run": 0}) for u in plan.units],
+            "units_to_run": 0,
+            "tokens_to_run": 0,
+            "peak_bytes_max": None,
+        }
+    )
+    text = " ".join(_render(plan_tables(stored, 120), 120).split())
+    assert "largest peak" not in text and "?" not in text, text
+    assert "Nothing to run: all 6 units are served from the result store" in text, text
+    first = plan.units[0]
+    counted = first.model_copy(update={"footprint": first.footprint.model_copy(update={"params_source": "config"})})
+    text = _render(plan_tables(plan.model_copy(update={"units": [counted, *plan.units[1:]]}), 120), 120)
+    assert "params*: counted from the config" in " ".join(text.split())
+    assert sum("*" in ln for ln in text.splitlines() if ln.lstrip().startswith("demo-")) == 1

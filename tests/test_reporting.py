@@ -236,8 +236,20 @@ CASES: list[tuple[str, Any, str]] = [
     ("not an object", lambda p: p.write_text("[1, 2]"), "JSON object"),
     ("truncated", lambda p: p.write_text(p.read_text()[:200]), "strict-JSON"),
     ("sidecar checksum mismatch", _tamper_sidecar, "sha256"),
-    ("sidecar missing", lambda p: p.with_name("r.items.jsonl").unlink(), "sidecar"),
 ]
+
+
+def test_a_missing_sidecar_is_no_error_and_one_note(tmp_path: Path, report: Report) -> None:
+    """Issue 23 item 3: the report JSON alone (a model card's or CI artifact's copy) still reads; what is left
+    out is said by one note, and a present sidecar gives none."""
+    from riskaudit.reporting.report import missing_sidecar_note
+
+    path = _write_valid(tmp_path, report)
+    assert missing_sidecar_note(path, read_report(path)) is None
+    path.with_name("r.items.jsonl").unlink()
+    rep = read_report(path)
+    note = missing_sidecar_note(path, rep)
+    assert note is not None and "r.items.jsonl" in note and "unavailable" in note and "\n" not in note
 
 
 @pytest.mark.parametrize(("case", "edit", "needle"), CASES, ids=[c[0] for c in CASES])

@@ -48,7 +48,9 @@ def test_scan_user_family_saved_on_disk(tiny_family_scan: Scanned) -> None:
     # scan --family TOML --out OUT --quiet --seed 3 (with its own result store), run once for the session
     proc, out = tiny_family_scan.proc, tiny_family_scan.out
     assert proc.returncode == 0, proc.stderr
-    assert "BLS r" in proc.stdout
+    # --quiet: the one-line summary and the report path, no table (issue 23 item 5)
+    assert proc.stdout.splitlines()[0].startswith("tiny: 2 members scanned") and "BLS r" not in proc.stdout
+    assert proc.stdout.splitlines()[1].startswith(f"report: {out}") and len(proc.stdout.splitlines()) == 2
     assert "memorization not audited: no training data" in proc.stderr  # no declared data, no --data
     report = read_report(out)
     assert "memorization not audited: no training data" in report.notes

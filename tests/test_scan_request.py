@@ -49,7 +49,8 @@ def test_prepare_assembles_options_probes_and_paths(monkeypatch: pytest.MonkeyPa
     )
     job = prepare_scan(request)
     assert [m.name for m in job.family.members] == ["demo-50k", "demo-150k"]
-    assert job.out_path == Path("reports") / "demo.json" and job.store_file is None
+    # a partial run (--probes, --limit) gets a name of its own: it never replaces reports/demo.json
+    assert job.out_path == Path("reports") / f"demo.probes-{PRONOUN}.limit-3.json" and job.store_file is None
     load = job.options.load
     assert (load.dtype, load.device_map, load.max_memory) == ("float16", "auto", {"0": "1GiB", "cpu": "2GiB"})
     assert (load.batch_size, load.add_bos, job.options.seed, job.options.occupations) == (0, "yes", 7, "bls2022")

@@ -10,7 +10,7 @@ from rich.text import Text
 from riskaudit.numbers import human_count
 from riskaudit.reporting.layout import Cell, Column, fit_tables
 from riskaudit.run.placement import GPU_SHARES, TaskResources
-from riskaudit.run.plan import ScanPlan
+from riskaudit.run.plan import ScanPlan, UnitPlan
 
 
 def human_bytes(n: int | None) -> str:
@@ -38,6 +38,34 @@ def _tokens(n: int | None) -> str:
     return "?" if n is None else f"{n:,}"
 
 
+def plan_summary(plan: ScanPlan) -> str:
+    """The plan in one sentence; when nothing has to run it says so (no "largest peak ?")."""
+    if plan.units_to_run == 0:
+        units = "the one unit is" if plan.units_total == 1 else f"all {plan.units_total} units are"
+        done = "" if plan.tokens_total is None else f" ({plan.tokens_total:,} forward-pass tokens already computed)"
+        return f"Nothing to run: {units} served from the result store{done}."
+    device = "CPU tasks" if plan.gpu_memory is None else f"GPUs of {human_bytes(plan.gpu_memory)}"
+    peak = "unknown" if plan.peak_bytes_max is None else human_bytes(plan.peak_bytes_max)
+    return (
+        f"{plan.units_to_run} of {plan.units_total} units to run ({plan.executor} executor, {device}); "
+        f"{_tokens(plan.tokens_to_run)} forward-pass tokens to run of {_tokens(plan.tokens_total)}; largest peak "
+        f"{peak}."
+    )
+
+
+def _legend(plan: ScanPlan) -> str:
+    """The marks and columns explained; a mark only when some row shows it."""
+    marks = "params*: counted from the config; " if any(_counted(u) for u in plan.units) else ""
+    return (
+        f"{marks}peak: weights + one batch's activations; stored: probes already in the result store; "
+        "tokens: forward-pass tokens to run."
+    )
+
+
+def _counted(unit: UnitPlan) -> bool:
+    return unit.footprint.params_source == "config"
+
+
 def plan_tables(plan: ScanPlan, width: int | None = None) -> list[Table]:
     """The units table (memory, request, stored probes, tokens left) and the per-probe token table."""
     n_probes = len(plan.probes)
@@ -55,7 +83,7 @@ def plan_tables(plan: ScanPlan, width: int | None = None) -> list[Table]:
     unit_rows: list[list[Cell]] = [
         [
             Text(u.name),
-            human_count(u.footprint.params_total) + ("" if u.footprint.params_source != "config" else "*"),
+            human_count(u.footprint.params_total) + ("*" if _counted(u) else ""),
             u.footprint.dtype,
             human_bytes(u.footprint.weight_bytes),
             human_bytes(u.footprint.peak_bytes),
@@ -74,13 +102,7 @@ def plan_tables(plan: ScanPlan, width: int | None = None) -> list[Table]:
         for reason in sorted(r for r in parts if r):
             reasons.setdefault(reason, []).append(u.name)
     unknown = "".join(f" ?: {r} ({', '.join(names)})." for r, names in reasons.items())
-    device = "CPU tasks" if plan.gpu_memory is None else f"GPUs of {human_bytes(plan.gpu_memory)}"
-    caption = (
-        f"{plan.units_to_run} of {plan.units_total} units to run ({plan.executor} executor, {device}); "
-        f"{_tokens(plan.tokens_to_run)} forward-pass tokens to run of {_tokens(plan.tokens_total)}; largest peak "
-        f"{human_bytes(plan.peak_bytes_max)}. params*: counted from the config; peak: weights + one batch's "
-        "activations; stored: probes already in the result store; tokens: forward-pass tokens to run." + unknown
-    )
+    caption = f"{plan_summary(plan)} " + _legend(plan) + unknown
     probe_cols = (
         Column("probe", key=True),
         Column("tokens", "right"),

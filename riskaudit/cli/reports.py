@@ -5,12 +5,36 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from riskaudit.cli.common import WideOption, out_console, print_report, print_tables, table_width, write_html
+from riskaudit.cli.common import (
+    WideOption,
+    err_console,
+    out_console,
+    print_report,
+    print_tables,
+    table_width,
+    write_html,
+)
 from riskaudit.errors import RiskauditError
+
+if TYPE_CHECKING:
+    from riskaudit.reporting.report import Report
+
+
+def load_report(path: Path) -> Report:
+    """Read a report for a command; when its per-item sidecar is absent, say once (stderr) what that leaves
+    out and go on with the JSON alone."""
+    from riskaudit.reporting.report import missing_sidecar_note, read_report
+
+    rep = read_report(path)
+    note = missing_sidecar_note(path, rep)
+    if note is not None:
+        err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    return rep
+
 
 report_app = typer.Typer(help="Saved reports.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -25,9 +49,7 @@ def report_show(
     wide: WideOption = False,
 ) -> None:
     """Re-render the terminal tables of a saved report."""
-    from riskaudit.reporting.report import read_report
-
-    rep = read_report(report)
+    rep = load_report(report)
     if as_json:
         sys.stdout.write(rep.model_dump_json(indent=1) + "\n")
         return
@@ -44,6 +66,7 @@ def report_html(
 ) -> None:
     """One self-contained HTML page (inline CSS and plots, no JavaScript, no network): verdicts first, then
     each probe's tables, plots and analysis, then the run metadata and the report's sha256."""
+    load_report(report)  # checked first, and a missing sidecar said once
     page = write_html(report, out, policy)
     out_console.print(f"HTML report: {page}", markup=False, highlight=False)
 
@@ -78,13 +101,12 @@ def check(
         skipped_table,
         violations_tables,
     )
-    from riskaudit.reporting.report import read_report
 
     path = policy if policy is not None else find_policy()
     if path is None:
         raise RiskauditError("no policy: pass --policy POLICY.toml or add [[tool.riskaudit.rule]] to ./pyproject.toml")
     pol = load_policy(path)
-    result = evaluate_policy(read_report(report), pol)
+    result = evaluate_policy(load_report(report), pol)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=1) + "\n")
     else:
@@ -131,9 +153,8 @@ def card(
 ) -> None:
     """A model-card section (summary, flags, method, versions) with Hugging Face model-index metadata."""
     from riskaudit.reporting.card import build_card, file_sha256, update_card_file
-    from riskaudit.reporting.report import read_report
 
-    rep = read_report(report)
+    rep = load_report(report)
     if into is not None:
         update_card_file(into, rep, report, member=member, model_name=model_name, source_url=report_url)
         out_console.print(f"updated {into}", markup=False, highlight=False)
@@ -163,10 +184,9 @@ def plot(
     from riskaudit.reporting.outputs import check_writable_dir
     from riskaudit.reporting.plots import plot_report
     from riskaudit.reporting.render import headline_keys
-    from riskaudit.reporting.report import read_report
     from riskaudit.run.request import plot_dir_for
 
-    rep = read_report(report)
+    rep = load_report(report)
     out_dir = out if out is not None else plot_dir_for(report)
     check_writable_dir(out_dir, "the plots")
     t0 = time.perf_counter()

@@ -92,7 +92,12 @@ def scan(
             "always for Gemma; a family TOML's add_bos applies under auto).",
         ),
     ] = "auto",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress and no tables: print a one-line summary and the report path only."
+        ),
+    ] = False,
     plots: Annotated[
         bool, typer.Option("--plots", help="Also write one PNG per risk metric next to the report.")
     ] = False,
@@ -218,7 +223,7 @@ def scan(
 ) -> None:
     """Audit every member of a family and write a JSON report."""
     from riskaudit.reporting.render import LineProgress, ScanProgress
-    from riskaudit.run.request import ScanRequest, execute_scan, prepare_scan
+    from riskaudit.run.request import ScanRequest, execute_scan, partial_run, prepare_scan
 
     request = ScanRequest(
         family=family, revisions=revisions, members=members, out=out, dtype=dtype, device=device,
@@ -242,24 +247,56 @@ def scan(
         live = err_console.is_terminal
         progress = ScanProgress(err_console, len(job.family.members)) if live else LineProgress(err_console)
     report = execute_scan(job, progress)
-    print_report(report, detail=False, wide=wide)
+    if not quiet:
+        print_report(report, detail=False, wide=wide)
     for note in job.options.notes:  # after the work: an error stays the only line on stderr
         err_console.print(f"note: {note}", markup=False, highlight=False)
     if plots:
-        _write_plots(report, job.out_path, wide, progress)
+        _write_plots(report, job.out_path, wide, progress, quiet)
     if html:
         t_html = time.perf_counter()
         page = write_html(job.out_path, None, None)
         if progress is not None:
             progress.step_done("html", time.perf_counter() - t_html, f"written to {page}")
-        out_console.print(f"HTML report: {page}", markup=False, highlight=False)
-    side = report.sidecar.path if report.sidecar else "-"
-    out_console.print(f"report: {job.out_path}  (per-item records: {side})")
+        if not quiet:
+            out_console.print(f"HTML report: {page}", markup=False, highlight=False)
+    if quiet:
+        out_console.print(scan_summary(report), markup=False, highlight=False, soft_wrap=True)
+    line = report_line(report, job, partial_run(request), request.out is None)
+    out_console.print(line, markup=False, highlight=False, soft_wrap=True)
     if any(m.status != "ok" for m in report.members):
         raise typer.Exit(1)
 
 
-def _write_plots(report: Report, out_path: Path, wide: bool, progress: LineProgress | None) -> None:
+def scan_summary(report: Report) -> str:
+    """The scan in one line: members, probes, metric series by verdict, and a smoke run's limit."""
+    ok = sum(m.status == "ok" for m in report.members)
+    failed = len(report.members) - ok
+    members = f"{ok} member{'s' * (ok != 1)} scanned" + (f", {failed} failed" if failed else "")
+    head = f"{report.family.name}: {members}, {len(report.probes)} probe{'s' * (len(report.probes) != 1)}"
+    if report.run.limit is not None:
+        head += f" (smoke run, --limit {report.run.limit})"
+    if report.analysis is None:
+        return head + "; no scaling analysis"
+    counts: dict[str, int] = {}
+    for a in report.analysis.metrics:
+        counts[a.verdict] = counts.get(a.verdict, 0) + 1
+    verdicts = ", ".join(f"{v} {c}" for v, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{head}; {len(report.analysis.metrics)} metric series: {verdicts or 'none'}"
+
+
+def report_line(report: Report, job: PreparedScan, partial: str | None, default_name: bool) -> str:
+    """``report: PATH (per-item records: …)``; a partial run says it was kept apart from the full report."""
+    from riskaudit.run.request import default_report_path
+
+    side = report.sidecar.path if report.sidecar else "-"
+    kept = ""
+    if partial is not None and default_name:
+        kept = f"partial run {partial}: kept apart from the full report {default_report_path(job.family.name)}; "
+    return f"report: {job.out_path}  ({kept}per-item records: {side})"
+
+
+def _write_plots(report: Report, out_path: Path, wide: bool, progress: LineProgress | None, quiet: bool) -> None:
     """``scan --plots``: one PNG per headline metric (every metric with --wide) beside the report."""
     from riskaudit.reporting.plots import plot_report
     from riskaudit.reporting.render import headline_keys
@@ -270,7 +307,8 @@ def _write_plots(report: Report, out_path: Path, wide: bool, progress: LineProgr
     paths = plot_report(report, plot_dir, breakdowns=False, only=None if wide else headline_keys(report))
     if progress is not None:
         progress.step_done("plots", time.perf_counter() - t_plots, f"{len(paths)} PNGs")
-    out_console.print(f"{len(paths)} plots in {plot_dir}", markup=False, highlight=False)
+    if not quiet:
+        out_console.print(f"{len(paths)} plots in {plot_dir}", markup=False, highlight=False)
 
 
 def _print_plan(job: PreparedScan, as_json: bool, wide: bool) -> None:

@@ -270,7 +270,8 @@ def _finite_float(token: str) -> float:
 
 
 def read_report(path: Path, verify_sidecar: bool = True) -> Report:
-    """Read and validate a report; refuses NaN/Infinity, a newer major schema and a sidecar mismatch."""
+    """Read and validate a report; refuses NaN/Infinity, a newer major schema and a sidecar that does not match
+    its sha256. An absent sidecar is no error (see :func:`missing_sidecar_note`): the JSON alone is a report."""
     try:
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -300,11 +301,25 @@ def read_report(path: Path, verify_sidecar: bool = True) -> Report:
         side = path.with_name(report.sidecar.path)
         try:
             digest = hashlib.sha256(side.read_bytes()).hexdigest()
+        except FileNotFoundError:  # the JSON alone (a model card's or a CI artifact's copy): still a report
+            return report
         except OSError as exc:
             raise RiskauditError(f"{path}: sidecar {side} cannot be read: {exc.strerror}") from exc
         if digest != report.sidecar.sha256:
             raise RiskauditError(f"{path}: sidecar {side.name} does not match its sha256 in the report")
     return report
+
+
+def missing_sidecar_note(path: Path, report: Report) -> str | None:
+    """One line saying what is unavailable when the report at ``path`` references a per-item sidecar that is
+    not beside it (None when it is there or none is referenced): everything else reads the report JSON alone."""
+    if report.sidecar is None or path.with_name(report.sidecar.path).exists():
+        return None
+    return (
+        f"{path}: its per-item sidecar {report.sidecar.path} is not beside it: per-item records "
+        f"({report.sidecar.rows} rows) are unavailable; tables, analysis, policy checks, card and HTML page use the "
+        "report JSON alone"
+    )
 
 
 def read_replicates(path: Path, report: Report) -> ScanReplicates | None:

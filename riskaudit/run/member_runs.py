@@ -16,6 +16,7 @@ from riskaudit.models import BatchHalving, TokenizationInfo
 from riskaudit.models.devices import recorded_placement, resolve_dtype
 from riskaudit.probes.base import Probe, ProbeResult
 from riskaudit.reporting.report import MemberReport
+from riskaudit.resources import portable_source
 from riskaudit.run.executor import LocalExecutor
 from riskaudit.run.options import ScanEvents, ScanOptions, UnitCounter
 from riskaudit.run.store import ResultStore
@@ -231,7 +232,7 @@ def member_report(
     )
     return MemberReport(
         name=member.name,
-        source=member.source,
+        source=portable_source(member.source),
         revision=member.revision,
         **params,
         train_tokens=member.train_tokens,

@@ -9,6 +9,8 @@ report. The command line only parses, calls these and renders.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import re
 import time
 from pathlib import Path, PureWindowsPath
 from typing import NamedTuple
@@ -129,6 +131,38 @@ def default_report_path(family_name: str) -> Path:
     return path
 
 
+def partial_run(request: ScanRequest) -> str | None:
+    """What makes this scan partial (``--probes …``, ``--limit N``), or None for a full scan."""
+    parts = []
+    if request.probe_ids is not None:
+        parts.append(f"--probes {request.probe_ids}")
+    if request.limit is not None:
+        parts.append(f"--limit {request.limit}")
+    return " ".join(parts) or None
+
+
+def _probes_label(probe_ids: str) -> str:
+    """``probes-<id>+<id>`` (sorted); a long or unusual selection by a short digest of it."""
+    ids = sorted({i.strip() for i in probe_ids.split(",") if i.strip()})
+    label = "+".join(ids)
+    if len(label) > 60 or not re.fullmatch(r"[A-Za-z0-9_+-]+", label):
+        label = f"{len(ids)}-" + hashlib.sha256(",".join(ids).encode()).hexdigest()[:8]
+    return f"probes-{label}"
+
+
+def report_path_for(request: ScanRequest, family_name: str) -> Path:
+    """Where the report goes: ``--out``, else ``reports/<family>.json`` for a full scan; a partial scan
+    (``--probes``, ``--limit``) gets a name of its own, ``reports/<family>.probes-<ids>.limit-<N>.json``, so
+    that it never replaces the full report."""
+    if request.out is not None:
+        return request.out
+    full = default_report_path(family_name)
+    parts = [] if request.probe_ids is None else [_probes_label(request.probe_ids)]
+    if request.limit is not None:
+        parts.append(f"limit-{request.limit}")
+    return full.with_name(".".join([full.stem, *parts]) + ".json") if parts else full
+
+
 def check_outputs(out_path: Path, plots: bool, html: bool = False) -> None:
     """Fail before any model loads when the report, its sidecar or the plot directory cannot be written."""
     check_writable(out_path, "the report (--out)")
@@ -216,7 +250,7 @@ def prepare_scan(request: ScanRequest) -> PreparedScan:
     fam = load_family(request.family, split_revisions(request.revisions))
     if request.members is not None:
         fam = fam.select([m for m in request.members.split(",") if m.strip()])
-    out_path = request.out if request.out is not None else default_report_path(fam.name)
+    out_path = report_path_for(request, fam.name)
     check_outputs(out_path, request.plots, request.html)
     options = _scan_options(request, memory_limits)
     probe_options = _probe_options(request, options)
