@@ -59,7 +59,7 @@ from riskaudit.models.base import ModelHandle
 from riskaudit.probes.base import ProbeResult, ProgressFn
 from riskaudit.probes.bbq_metrics import Scored, compute_metrics
 from riskaudit.probes.bench_choice import ChoiceProbeBase, explicit_dir
-from riskaudit.probes.benchmark import BenchmarkSpec
+from riskaudit.probes.benchmark import BenchmarkFactory, BenchmarkSpec
 from riskaudit.probes.spec import SpecBase
 
 BENCHMARK = "bbq"
@@ -333,3 +333,6 @@ class BBQProbe(ChoiceProbeBase[BBQSpec, BBQItem]):
             **self.bootstrap(),
         )
         return self.result(collected, records)
+
+
+FACTORY: BenchmarkFactory = load_bbq  # the registry's entry for kind "bbq" (checked by mypy)

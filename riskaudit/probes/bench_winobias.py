@@ -66,7 +66,7 @@ from riskaudit.inputs.benchmark_data import BenchmarkFileError, data_file, locat
 from riskaudit.models.base import ModelHandle
 from riskaudit.probes.base import ProbeResult, ProgressFn
 from riskaudit.probes.bench_choice import ChoiceProbeBase, add_rate, cluster_totals, explicit_dir
-from riskaudit.probes.benchmark import BenchmarkSpec
+from riskaudit.probes.benchmark import BenchmarkFactory, BenchmarkSpec
 from riskaudit.probes.spec import SpecBase
 
 BENCHMARK = "winobias"
@@ -385,3 +385,6 @@ def compute_metrics(
             )
     out.check_companions()
     return out
+
+
+FACTORY: BenchmarkFactory = load_winobias  # the registry's entry for kind "winobias" (checked by mypy)
