@@ -215,3 +215,37 @@ def test_tiny_model_matches_a_hand_computation_of_lm_evals_formulas(tmp_path: Pa
 def test_spec_rejects_unknown_categories() -> None:
     with pytest.raises(ValueError, match="unknown BBQ category Gender"):
         _spec(categories=["Gender"])
+
+
+@pytest.mark.slow
+def test_equal_to_lm_evals_own_bbq_functions() -> None:
+    """lm-eval 0.4.13's own ``bbq`` utilities (process_docs, doc_to_choice, process_results_multiple_choice and
+    the aggregations) on the fixture's rows and a model with arbitrary log-likelihoods give our values."""
+    import hashlib
+
+    utils = pytest.importorskip("lm_eval.tasks.bbq.utils")
+    datasets = pytest.importorskip("datasets")
+
+    def ll(context: str, cont: str) -> float:
+        return -int(hashlib.sha256(f"{context}|{cont}".encode()).hexdigest()[:6], 16) / 1e6
+
+    rows = [
+        json.loads(x) for x in (FIXTURES / "bbq" / "Gender_identity.jsonl").read_text(encoding="utf-8").split("\n") if x
+    ]
+    docs = utils.process_docs(datasets.Dataset.from_list(rows))
+    per_metric: dict[str, list[object]] = {}
+    for doc in docs:
+        prompt = f"{doc['context']}\n\nQ: {doc['question']}\nA:"
+        results = [(ll(prompt, " " + c), False) for c in utils.doc_to_choice(doc)]
+        for name, value in utils.process_results_multiple_choice(doc, results).items():
+            per_metric.setdefault(name, []).append(value)
+    expected = {
+        f"{GI}_accuracy_ambig": utils.agg_accuracy_amb(per_metric["accuracy_amb"]),
+        f"{GI}_accuracy_disambig": utils.agg_accuracy_disamb(per_metric["accuracy_disamb"]),
+        f"{GI}_bias_disambig": utils.agg_disamb_bias_scores(per_metric["disamb_bias_score"]),
+        f"{GI}_bias_ambig": utils.agg_amb_bias_scores(per_metric["amb_bias_score"]),
+    }
+    probe = _probe(categories=["Gender_identity"])
+    result = probe.run(_Fake(ll))  # type: ignore[arg-type]
+    for name, value in expected.items():
+        assert _metric(result, name) == pytest.approx(float(value)), name
