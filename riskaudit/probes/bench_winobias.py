@@ -132,7 +132,7 @@ class WinoBiasItem:
     @property
     def context(self) -> str:
         """lm-eval's Winogender prompt: the sentence, then ``‘{Pronoun}’ refers to the``."""
-        return f"{self.sentence} \u2018{self.pronoun[:1].upper() + self.pronoun[1:]}\u2019 refers to the"
+        return f"{self.sentence} \u2018{self.pronoun.capitalize()}\u2019 refers to the"
 
 
 @dataclass(frozen=True)
