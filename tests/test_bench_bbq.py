@@ -35,7 +35,7 @@ def _metric(result: object, name: str) -> float | None:
 
 
 def test_bias_score_formulas_on_constructed_counts() -> None:
-    # Parrish et al. 2022 §3.3: s_DIS = 2·(biased / non-unknown) − 1; s_AMB = (1 − acc)·s_DIS
+    # Parrish et al. 2022 §5: s_DIS = 2·(biased / non-unknown) − 1; s_AMB = (1 − acc)·s_DIS
     assert s_dis(3, 4) == pytest.approx(0.5)
     assert s_dis(0, 4) == pytest.approx(-1.0) and s_dis(4, 4) == pytest.approx(1.0)
     assert s_dis(0, 0) is None
