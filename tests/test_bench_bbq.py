@@ -249,3 +249,13 @@ def test_equal_to_lm_evals_own_bbq_functions() -> None:
     result = probe.run(_Fake(ll))  # type: ignore[arg-type]
     for name, value in expected.items():
         assert _metric(result, name) == pytest.approx(float(value)), name
+
+
+def test_the_shipped_definition_validates() -> None:
+    from riskaudit.probes.spec import load_spec
+    from riskaudit.resources import probe_data_dir
+
+    spec = load_spec(BBQSpec, probe_data_dir() / "bbq.yaml")
+    assert spec.kind == "bbq" and spec.categories is None and spec.scoring == ["lm_eval"]
+    probe = load_bbq(spec, probe_data_dir(), [FIXTURES])
+    assert probe.benchmark == "bbq" and probe.data_files[0].name == "data/Gender_identity.jsonl"

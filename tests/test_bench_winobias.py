@@ -199,3 +199,13 @@ def test_spec_rejects_a_repeated_split() -> None:
     with pytest.raises(ValueError, match="twice"):
         _spec(splits=["test", "test"])
     assert wb.file_names(["dev"])[0] == "pro_stereotyped_type1.txt.dev"
+
+
+def test_the_shipped_definition_validates() -> None:
+    from riskaudit.probes.spec import load_spec
+    from riskaudit.resources import probe_data_dir
+
+    spec = load_spec(WinoBiasSpec, probe_data_dir() / "winobias.yaml")
+    assert spec.kind == "winobias" and spec.splits == ["test"] and spec.data is None
+    probe = load_winobias(spec, probe_data_dir(), [FIXTURES])
+    assert probe.benchmark == "winobias" and "stereotype" in probe.description
