@@ -292,6 +292,11 @@ class BBQProbe(ChoiceProbeBase[BBQSpec, BBQItem]):
     benchmark = BENCHMARK
     spec_model = BBQSpec
 
+    @classmethod
+    def from_spec(cls, spec: SpecBase, spec_dir: Path, roots: Sequence[Path]) -> BBQProbe:
+        """The registry's factory (as :func:`load_bbq`)."""
+        return load_bbq(spec, spec_dir, roots)
+
     def run(self, model: ModelHandle, progress: ProgressFn | None = None) -> ProbeResult:
         items = self.items
         pairs = [(it.prompt, f" {c}") for it in items for c in it.choices]

@@ -281,6 +281,11 @@ class WinoBiasProbe(ChoiceProbeBase[WinoBiasSpec, WinoBiasItem]):
     benchmark = BENCHMARK
     spec_model = WinoBiasSpec
 
+    @classmethod
+    def from_spec(cls, spec: SpecBase, spec_dir: Path, roots: Sequence[Path]) -> WinoBiasProbe:
+        """The registry's factory (as :func:`load_winobias`)."""
+        return load_winobias(spec, spec_dir, roots)
+
     def run(self, model: ModelHandle, progress: ProgressFn | None = None) -> ProbeResult:
         items = self.items
         pairs = [(it.context, f" {c}") for it in items for c in (it.referent, it.other)]
