@@ -49,9 +49,9 @@ def test_benchmarks_load_from_a_yaml_data_dir_and_roots(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "crows_pairs", tmp_path / "data")
     found, missing = registry.load_benchmark_probes([d], [])
     assert [p.id for p in found] == ["my_crows"]  # its data: dir, relative to the YAML
-    assert {n.probe for n in missing} == {"crows_pairs", "winogender"}  # the built-in ones, no root given
+    assert {n.probe for n in missing} == {"crows_pairs", "winogender", "winobias", "bbq"}  # the built-in ones, no root given
     found, missing = registry.load_benchmark_probes([d], [FIXTURES])
-    assert sorted(p.id for p in found) == ["crows_pairs", "my_crows", "winogender"] and not missing
+    assert sorted(p.id for p in found) == ["bbq", "crows_pairs", "my_crows", "winobias", "winogender"] and not missing
     info = registry.validate_probe_file(d / "my_crows.yaml")
     assert info.handled and info.kind == "crows_pairs"
 
@@ -59,10 +59,10 @@ def test_benchmarks_load_from_a_yaml_data_dir_and_roots(tmp_path: Path) -> None:
 def test_not_audited_is_said_once_and_recorded(tiny_family_scan: Scanned) -> None:
     """The default scan has no --benchmark-data: each benchmark is one note (not one per member)."""
     err = tiny_family_scan.proc.stderr
-    for bench in ("crows_pairs", "winogender"):
+    for bench in ("crows_pairs", "winogender", "winobias", "bbq"):
         assert err.count(f"{bench} not audited: data not found") == 1, err
     report = read_report(tiny_family_scan.out)
-    assert {n.benchmark for n in report.not_audited} == {"crows_pairs", "winogender"}
+    assert {n.benchmark for n in report.not_audited} == {"crows_pairs", "winogender", "winobias", "bbq"}
     assert not any(p.benchmark for p in report.probes)
 
 

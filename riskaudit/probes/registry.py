@@ -4,8 +4,8 @@
 Every ``*.yaml`` / ``*.yml`` file is one probe definition with a top-level ``kind``. The bias kinds
 (``pronoun``, ``coreference``, ``minimal_pairs``, ``free_generation``) and ``memorization`` are validated
 and loaded here (:func:`load_probes`); the canonical benchmark kinds (:data:`BENCHMARK_KINDS`: ``crows_pairs``,
-``winogender``) load only when their official files are found (:func:`load_benchmark_probes`; the others are
-"not audited"); the memorization suite needs the scan's data
+``winogender``, ``winobias``, ``bbq``) load only when their official files are found
+(:func:`load_benchmark_probes`; the others are "not audited"); the memorization suite needs the scan's data
 (:class:`~riskaudit.probes.memorization.MemorizationInputs`) and is left out when there is none. A user
 memorization file replaces the built-in one (one suite per scan: it is the costly probe).
 
@@ -28,7 +28,9 @@ from riskaudit.errors import ProbeError
 from riskaudit.inputs.benchmark_data import BenchmarkDataMissing, NotAudited
 from riskaudit.inputs.occupations import Table
 from riskaudit.probes.base import Probe
+from riskaudit.probes.bench_bbq import BBQProbe, BBQSpec
 from riskaudit.probes.bench_crows_pairs import CrowsPairsProbe, CrowsPairsSpec
+from riskaudit.probes.bench_winobias import WinoBiasProbe, WinoBiasSpec
 from riskaudit.probes.bench_winogender import WinogenderProbe, WinogenderSpec
 from riskaudit.probes.benchmark import BenchmarkFactory
 from riskaudit.probes.coref import CoreferenceProbe, CoreferenceSpec
@@ -76,6 +78,8 @@ BIAS_KINDS: dict[str, tuple[type[SpecBase], Callable[[SpecBase, Table | None], P
 BENCHMARK_KINDS: dict[str, tuple[type[SpecBase], BenchmarkFactory]] = {
     "crows_pairs": (CrowsPairsSpec, CrowsPairsProbe.from_spec),
     "winogender": (WinogenderSpec, WinogenderProbe.from_spec),
+    "winobias": (WinoBiasSpec, WinoBiasProbe.from_spec),
+    "bbq": (BBQSpec, BBQProbe.from_spec),
 }
 
 MEMORIZATION_KIND = "memorization"
