@@ -171,7 +171,7 @@ def test_executor_ray_without_ray_installed_is_one_line(tmp_path: Path) -> None:
     ],
 )
 def test_executor_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
-    proc = run_cli(*SCAN, *args, "--out", str(tmp_path / "r.json"))
+    proc = run_cli_here(*SCAN, *args, "--out", str(tmp_path / "r.json"))
     assert_one_line_error(proc, message)
 
 
@@ -195,13 +195,14 @@ def test_unreachable_cluster_is_one_line(tmp_path: Path) -> None:
 
 def test_report_records_local_execution(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    proc = run_cli(*SCAN[:4], "occupation_gender_pronoun", "--limit", "3", "--members", "demo-50k", "--out", str(out))
+    args = ("occupation_gender_pronoun", "--limit", "3", "--members", "demo-50k", "--out", str(out))
+    proc = run_cli_here(*SCAN[:4], *args)  # in this process: the unit's pid is this one
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     assert doc["run"]["execution"]["executor"] == "local"
     [node] = doc["run"]["execution"]["nodes"]
     assert node["units"] == ["demo-50k"] and node["hostname"] == socket.gethostname()
-    assert doc["members"][0]["placement"]["pid"] > 0
+    assert doc["members"][0]["placement"]["pid"] == os.getpid()
 
 
 @pytest.mark.slow
