@@ -251,6 +251,30 @@ def tiny_family_scan(tmp_path_factory: pytest.TempPathFactory) -> Scanned:
     return Scanned(toml, out, cache, proc)
 
 
+@dataclass(frozen=True)
+class DemoScanned:
+    """The demo family's scan, run once per session: report path, result store and the CLI result (its stdout
+    holds the terminal tables: the scan is not quiet)."""
+
+    out: Path
+    cache: Path
+    proc: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="session")
+def demo_scan(tmp_path_factory: pytest.TempPathFactory) -> DemoScanned:
+    """``scan --family demo`` (every member, every default probe, seed 0, one torch thread), computed cold into
+    its own store: the longest scan of the suite, shared by the tests that need a real family's report (the
+    acceptance test, the out-of-memory test's ordinary run, the canary-leak test). Read it, copy it; never write
+    under its directory. Under pytest-xdist its users share the ``demo-scan`` group (``--dist loadgroup``), so
+    it runs in one worker only."""
+    root = tmp_path_factory.mktemp("demo-scan")
+    out, cache = root / "out" / "demo.json", root / "cache"
+    proc = run_cli_here("scan", "--family", "demo", "--out", str(out), "--cache-dir", str(cache))
+    assert proc.returncode == 0, proc.stderr
+    return DemoScanned(out, cache, proc)
+
+
 @pytest.fixture(scope="session")
 def demo_analyze() -> subprocess.CompletedProcess[str]:
     """``riskaudit analyze reports/demo.json --json`` (re-analyses the paired replicates), run once."""

@@ -6,9 +6,9 @@ import gzip
 import hashlib
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from conftest import DemoScanned
 
 from riskaudit.inputs.families import load_family
 from riskaudit.inputs.occupations import load_occupations
@@ -87,16 +87,13 @@ def test_corpus_is_reproducible_from_its_seed() -> None:
 
 
 @pytest.mark.slow
-def test_demo_scan_bias_grows_with_size(tmp_path: Path) -> None:
-    """Acceptance of the foundation issue: smallest member's r CI includes 0; largest r > 0.5, CI excludes 0."""
-    from conftest import run_cli_here
-
+@pytest.mark.xdist_group("demo-scan")
+def test_demo_scan_bias_grows_with_size(demo_scan: DemoScanned) -> None:
+    """Acceptance of the foundation issue: smallest member's r CI includes 0; largest r > 0.5, CI excludes 0.
+    The scan is the session's (``scan --family demo``, shared with test_oom and test_reliability)."""
     from riskaudit.reporting.report import read_report
 
-    out = tmp_path / "demo.json"
-    proc = run_cli_here("scan", "--family", "demo", "--out", str(out), "-q", env={"OMP_NUM_THREADS": "2"})
-    assert proc.returncode == 0, proc.stderr
-    report = read_report(out)
+    report = read_report(demo_scan.out)
 
     def r(i: int) -> tuple[float, float, float]:
         m = next(x for x in report.members[i].probes[0].metrics if x.name == "stereotype_correlation_pearson")

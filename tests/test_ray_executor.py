@@ -19,10 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, run_cli_here
 
 from riskaudit.reporting.report import Report, read_report
 from riskaudit.run.ray_local import BOUND_S, RAY_ENV, LocalCluster, free_port, local_cluster, wait_for
+
+# Under pytest-xdist (--dist loadgroup) every test of this module runs in one worker: the module's cluster is
+# started once, and no two Ray runtimes of these tests overlap.
+pytestmark = pytest.mark.xdist_group("ray")
 
 
 def _need_ray() -> None:
@@ -51,8 +55,9 @@ def cluster() -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="module")
 def local_report(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    """The same scan run locally (in this process: the reference numbers, not the process, are what count)."""
     out = tmp_path_factory.mktemp("local") / "r.json"
-    proc = run_cli(*SCAN, "--out", str(out), "-q", "--no-cache")
+    proc = run_cli_here(*SCAN, "--out", str(out), "-q", "--no-cache")
     assert proc.returncode == 0, proc.stderr
     return read_report(out)
 
@@ -166,7 +171,7 @@ def test_executor_ray_without_ray_installed_is_one_line(tmp_path: Path) -> None:
     ],
 )
 def test_executor_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
-    proc = run_cli(*SCAN, *args, "--out", str(tmp_path / "r.json"))
+    proc = run_cli_here(*SCAN, *args, "--out", str(tmp_path / "r.json"))
     assert_one_line_error(proc, message)
 
 
@@ -190,13 +195,14 @@ def test_unreachable_cluster_is_one_line(tmp_path: Path) -> None:
 
 def test_report_records_local_execution(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    proc = run_cli(*SCAN[:4], "occupation_gender_pronoun", "--limit", "3", "--members", "demo-50k", "--out", str(out))
+    args = ("occupation_gender_pronoun", "--limit", "3", "--members", "demo-50k", "--out", str(out))
+    proc = run_cli_here(*SCAN[:4], *args)  # in this process: the unit's pid is this one
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     assert doc["run"]["execution"]["executor"] == "local"
     [node] = doc["run"]["execution"]["nodes"]
     assert node["units"] == ["demo-50k"] and node["hostname"] == socket.gethostname()
-    assert doc["members"][0]["placement"]["pid"] > 0
+    assert doc["members"][0]["placement"]["pid"] == os.getpid()
 
 
 @pytest.mark.slow
@@ -208,7 +214,7 @@ def test_a_local_ray_started_by_the_scan(tmp_path: Path) -> None:
     proc = run_cli(*SCAN[:3], *args, "--executor", "ray", "--out", str(out), env=RAY_ENV)
     assert proc.returncode == 0, proc.stderr
     local = tmp_path / "local.json"
-    assert run_cli(*SCAN[:3], *args, "--out", str(local)).returncode == 0
+    assert run_cli_here(*SCAN[:3], *args, "--out", str(local)).returncode == 0
     report, ref = read_report(out), read_report(local)
     ex = report.run.execution
     assert ex.executor == "ray" and ex.address is None and ex.cluster_nodes == 1

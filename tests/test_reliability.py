@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -23,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from riskaudit.reporting.report import read_report
 from riskaudit.run.store import STORE_FILENAME
-from tests.conftest import REPO, Scanned, assert_one_line_error, run_cli, run_cli_here
+from tests.conftest import REPO, DemoScanned, Scanned, assert_one_line_error, run_cli, run_cli_here
 from tests.tiny import build_tiny_model, write_tiny_family
 
 DEMO = REPO / "riskaudit" / "zoo" / "demo"
@@ -99,7 +100,13 @@ def _comparable(path: Path) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_scan_then_rerun_equals_an_uninterrupted_scan(tmp_path: Path) -> None:
+@pytest.mark.xdist_group("demo-scan")
+def test_sigkill_mid_scan_then_rerun_equals_an_uninterrupted_scan(tmp_path: Path, demo_scan: DemoScanned) -> None:
+    """A scan killed after its first stored unit, then run again, gives the report of an uninterrupted scan.
+
+    The uninterrupted scan's units are the session's demo scan's (every member computed cold in one run, same
+    seed and options): the reference is a scan of the same three members over a copy of its store, which serves
+    every unit (nothing is recomputed) and then analyses them as a fresh scan does."""
     cache, out = tmp_path / "cache", tmp_path / "out" / "r.json"
     proc = _start_and_wait_for_a_unit(cache, out)
     proc.kill()  # SIGKILL: no handler, no cleanup
@@ -114,9 +121,11 @@ def test_sigkill_mid_scan_then_rerun_equals_an_uninterrupted_scan(tmp_path: Path
     assert resumed.returncode == 0, resumed.stderr
     assert _stored_units(cache) > n_before  # the rest was computed; the stored units were reused
 
-    ref_out = tmp_path / "ref" / "r.json"
-    ref = run_cli_here(*_scan_args(tmp_path / "ref-cache", ref_out))
+    ref_out, ref_cache = tmp_path / "ref" / "r.json", tmp_path / "ref-cache"
+    shutil.copytree(demo_scan.cache, ref_cache)
+    ref = run_cli_here(*_scan_args(ref_cache, ref_out))
     assert ref.returncode == 0, ref.stderr
+    assert all(m.placement is None for m in read_report(ref_out).members)  # served whole from the demo scan's units
     assert _comparable(out) == _comparable(ref_out)
     assert sorted(p.name for p in out.parent.iterdir()) == ["r.items.jsonl", "r.json", "r.replicates.npz"]
     rep = "r.replicates.npz"  # the paired replicates too: the resumed scan's analysis rests on the same numbers
@@ -222,14 +231,17 @@ def _scan_demo_50k(tmp_path: Path, *extra: str) -> tuple[Path, str]:
 
 
 @pytest.mark.slow
-def test_no_canary_secret_in_any_output(tmp_path: Path) -> None:
-    out, terminal = _scan_demo_50k(tmp_path)
+@pytest.mark.xdist_group("demo-scan")
+def test_no_canary_secret_in_any_output(demo_scan: DemoScanned) -> None:
+    """The session's demo scan (every member, not quiet: its terminal tables) and the card made from it."""
+    out, terminal = demo_scan.out, demo_scan.proc.stdout + demo_scan.proc.stderr
+    assert "demo-50k" in terminal and "demo-5.8m" in terminal  # the tables were printed
     card = run_cli_here("card", str(out))
     assert card.returncode == 0, card.stderr
     texts = {
         "terminal": terminal,
         "report": out.read_text(encoding="utf-8"),
-        "sidecar": (out.parent / "r.items.jsonl").read_text(encoding="utf-8"),
+        "sidecar": out.with_suffix(".items.jsonl").read_text(encoding="utf-8"),
         "card": card.stdout + card.stderr,
     }
     hits = [(name, s) for s in _canary_secrets() for name, text in texts.items() if s in text]
