@@ -236,7 +236,8 @@ def _method(report: Report) -> str:
         notes = resampling_notes(fa.metrics)
         short = [a for a in fa.metrics if a.verdict == SHORT]
         if short:
-            notes.append(f"{no_verdict_note(fa.config.min_members)} ({len(short)} series)")
+            need = no_verdict_note(fa.config.min_members)
+            notes.append(f"{need}: {len(short)} of {len(fa.metrics)} series have fewer")
         methods = sorted({a.difference.ci_method for a in short if a.difference and a.difference.ci_method != "none"})
         if methods:
             notes.append("two members: larger − smaller, 95% CI by " + "; ".join(CI_SAYS.get(m, m) for m in methods))
