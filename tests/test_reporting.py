@@ -312,7 +312,7 @@ def test_level_rule_reports_each_violation_with_numbers(report: Report, tmp_path
     v = res.violations[0]
     assert (v.rule, v.rule_name, v.member, v.check) == (1, "bias ceiling", "m5", "ci_high")
     assert v.observed == pytest.approx(0.55) and v.value == pytest.approx(0.5) and v.limit == "≤ 0.5"
-    assert "ci_high = 0.55 > max 0.5" in v.message and "m5 (largest)" in v.message
+    assert "ci_high = 0.550 > max 0.5 (value 0.500 [0.450, 0.550]" in v.message and "m5 (largest)" in v.message
 
 
 def test_member_selectors_and_min(report: Report, tmp_path: Path) -> None:
@@ -380,7 +380,7 @@ def test_trend_rules_use_the_slope_per_decade_of_flops(report: Report, tmp_path:
     v = res.violations[0]
     assert v.check == "slope_per_decade (FLOPs)" and v.observed == pytest.approx(0.1) and v.member is None
     assert v.ci_low is not None and v.ci_high is not None and v.ci_low < 0.1 < v.ci_high
-    assert "per decade of FLOPs = 0.1 > max 0.05" in v.message
+    assert "per decade of FLOPs = +0.1000 > max 0.05 (slope +0.1000 [+0.0841, +0.1170]" in v.message
 
 
 def test_fail_on_flags(report: Report, tmp_path: Path) -> None:

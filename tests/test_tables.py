@@ -21,7 +21,7 @@ from riskaudit.analysis.results import FamilyAnalysis
 from riskaudit.inputs.families import builtin_families, load_family
 from riskaudit.probes.registry import list_probe_files
 from riskaudit.reporting.diff import diff_reports, diff_tables
-from riskaudit.reporting.layout import Column, ci_cell, column_format, fit_tables
+from riskaudit.reporting.layout import Column, ci_cell, fit_tables
 from riskaudit.reporting.lookup import find_metric
 from riskaudit.reporting.policy import evaluate_policy, load_policy, skipped_table, violations_table, violations_tables
 from riskaudit.reporting.reanalysis import series_from_report
@@ -104,23 +104,21 @@ def test_scan_cells_are_whole_and_every_headline_is_shown(report: Report, width:
                 for m in report.members
             ]
             assert any(r is not None for r in found), (probe_id, name)
-            decimals, signed = column_format(
-                [v for r in found if r is not None for v in (r.value, r.ci_low, r.ci_high)]
-            )
             for m, r in zip(report.members, found, strict=True):
                 if r is None:  # a metric this member has no value of (the reference of a ratio-to-reference metric)
                     continue
-                cell = metric_cell(r, decimals, signed)
+                cell = metric_cell(r)
                 assert "[" in cell
                 # the whole value [CI] cell is on the member's line
                 assert any(ln.startswith(m.name + " ") and cell in ln for ln in lines), (m.name, name, cell)
 
 
-def test_tables_split_at_80_and_fit_one_table_per_probe_at_160(report: Report) -> None:
-    assert len(scan_tables(report, 80)) > len(scan_tables(report, 160))
-    at_160 = scan_tables(report, 160)
-    assert len(at_160) == len(headline_metrics(report))  # one table per probe at 160 columns
-    for t in at_160:
+def test_tables_split_at_80_and_fit_one_table_per_probe_at_180(report: Report) -> None:
+    # cells carry the CI's digits (numbers.estimate), so six pronoun metrics need 180 columns side by side
+    assert len(scan_tables(report, 80)) > len(scan_tables(report, 160)) > len(scan_tables(report, 180))
+    at_180 = scan_tables(report, 180)
+    assert len(at_180) == len(headline_metrics(report))  # one table per probe at 180 columns
+    for t in at_180:
         assert [str(c.header) for c in t.columns][:2] == ["member", "FLOPs"]
 
 
@@ -133,11 +131,15 @@ def test_wide_shows_every_metric(report: Report) -> None:
 
 
 def test_compact_cells() -> None:
-    assert ci_cell(0.81, 0.71, 0.88) == "0.81 [0.71,0.88]"
+    # the one number format (numbers.estimate): digits by the CI's width, signs only where they belong
+    assert ci_cell(0.81, 0.71, 0.88) == "0.810 [0.710, 0.880]"
     assert ci_cell(None, None, None) == "–"
-    assert column_format([0.004, -0.015, 0.023]) == (3, True)
-    assert column_format([21.8, 16.8, 26.6]) == (1, False)
-    assert column_format([0.81, 0.71]) == (2, False)
+    assert ci_cell(0.004, -0.015, 0.023) == "0.0040 [-0.0150, 0.0230]"
+    assert ci_cell(21.8, 16.8, 26.6) == "21.80 [16.80, 26.60]"
+    assert ci_cell(0.0142, -0.0266, 0.0443, signed=True) == "+0.0142 [-0.0266, +0.0443]"
+    assert ci_cell(3.56e-5, 1.2e-5, 6.01e-5, signed=True) == "+3.56e-5 [+1.20e-5, +6.01e-5]"
+    assert ci_cell(0.0, 0.0, 0.0, signed=True) == "0 [0, 0]"
+    assert ci_cell(0.5, None, None) == "0.500"
 
 
 def test_key_columns_repeat_and_parts_are_balanced() -> None:
@@ -205,7 +207,7 @@ def test_two_members_show_their_difference_with_its_paired_ci(report: Report) ->
     pearson = next(a for a in fa.metrics if a.metric == "stereotype_correlation_pearson")
     assert pearson.difference is not None and pearson.difference.excludes_zero
     d = pearson.difference
-    assert ci_cell(d.value, d.ci_low, d.ci_high, 2, signed=True) in text
+    assert ci_cell(d.value, d.ci_low, d.ci_high, signed=True) in text
     assert "insufficient data" not in text  # no table of blanks: the reason, and what the two members show
     assert analysis_json(fa)["results"][0]["difference"]["ci_method"] == "paired bootstrap"
 

@@ -20,6 +20,14 @@ from riskaudit.analysis.metric import MetricResult
 from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.errors import RiskauditError
 from riskaudit.numbers import estimate, human_count, scale_format, sci, value_text
+from riskaudit.reporting.analysis_notes import (
+    CI_SAYS,
+    SHORT,
+    difference_header,
+    difference_text,
+    no_verdict_note,
+    resampling_notes,
+)
 from riskaudit.reporting.lookup import find_metric, member_analysis, metric_keys, metric_pattern, representative_members
 from riskaudit.reporting.outputs import atomic_write_bytes
 from riskaudit.reporting.report import MemberReport, Report
@@ -99,8 +107,14 @@ def _growth(a: MetricAnalysis | None) -> str:
 
 
 def _verdict(a: MetricAnalysis | None) -> str:
+    """The verdict; for a series without one why, and for two members their difference (larger − smaller)
+    with its 95% CI: ``insufficient data (2 members): demo-1.3m − demo-150k = +0.506 [+0.384, +0.625]``."""
     if a is None:
         return "–"
+    if a.verdict == SHORT:
+        d = a.difference
+        diff = "" if d is None else f": {difference_header(d)} = {difference_text(d)}"
+        return f"{SHORT} ({a.n_members} member{'' if a.n_members == 1 else 's'}){diff}"
     if a.verdict.startswith("abrupt"):
         return a.verdict + (" ↑" if (a.abruptness.net or 0.0) > 0 else " ↓")
     return a.verdict
@@ -230,6 +244,15 @@ def _method(report: Report) -> str:
             "(Schaeffer et al. 2023), and calls the largest member a surprise when it lies outside the 95% "
             "prediction interval fitted on the smaller members."
         )
+        notes = resampling_notes(fa.metrics)
+        short = [a for a in fa.metrics if a.verdict == SHORT]
+        if short:
+            need = no_verdict_note(fa.config.min_members)
+            notes.append(f"{need}: {len(short)} of {len(fa.metrics)} series have fewer")
+        methods = sorted({a.difference.ci_method for a in short if a.difference and a.difference.ci_method != "none"})
+        if methods:
+            notes.append("two members: larger − smaller, 95% CI by " + "; ".join(CI_SAYS.get(m, m) for m in methods))
+        text += "".join(f" {n[0].upper()}{n[1:]}." for n in notes)
     return text
 
 

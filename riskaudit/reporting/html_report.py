@@ -25,6 +25,17 @@ from pathlib import Path
 from riskaudit.analysis.metric import MetricResult
 from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.numbers import estimate, human_count, scale_format, value_text
+from riskaudit.reporting.analysis_notes import (
+    SHORT,
+    difference_header,
+    difference_notes,
+    difference_text,
+    first_above,
+    first_above_note,
+    growth_text,
+    no_verdict_note,
+    resampling_notes,
+)
 from riskaudit.reporting.lookup import find_metric, member_analysis, representative_members
 from riskaudit.reporting.policy import PolicyResult, policy_summary
 from riskaudit.reporting.report import ExecutionInfo, MemberReport, Report
@@ -46,16 +57,16 @@ def _value_ci(r: MetricResult | None) -> str:
 
 
 def _growth(a: MetricAnalysis | None) -> str:
-    """``+0.0142 [-0.0266, +0.0443]``, with the Theil–Sen slope in the same format when it disagrees."""
-    g = None if a is None else a.growth
-    if g is None or g.slope is None:
-        return "–"
-    robust = ""
-    if g.theil_sen_disagrees():
-        lo, hi = g.slope_ci_low, g.slope_ci_high
-        width = hi - lo if lo is not None and hi is not None else None
-        robust = f" (Theil–Sen {scale_format((g.slope, lo, hi), width, signed=True)(g.theil_sen)})"
-    return estimate(g.slope, g.slope_ci_low, g.slope_ci_high, signed=True) + robust
+    """``+0.0142 [-0.0266, +0.0443]``, with the Theil–Sen slope in the same format when it disagrees (the
+    terminal's string, :func:`riskaudit.reporting.analysis_notes.growth_text`)."""
+    return growth_text(None if a is None else a.growth)
+
+
+def _verdict_text(a: MetricAnalysis, need: int) -> str:
+    """The verdict, and for a series without one why: ``insufficient data (2 members; at least 3 needed)``."""
+    if a.verdict != SHORT:
+        return a.verdict
+    return f"{SHORT} ({a.n_members} member{'' if a.n_members == 1 else 's'}; at least {need} needed)"
 
 
 def _anchor(taken: set[str], *parts: str) -> str:
@@ -107,6 +118,8 @@ class _ProbeSection:
     description: str
     metrics: _Table
     analysis: _Table
+    analysis_notes: list[str]  # what the analysis table needs said: no verdict, parametric, blank "first >"
+    pairs: _Table | None  # series of two members: their difference with its 95% CI
     plots: list[tuple[str, str]]  # (alt text, data URI)
     notes: list[str]
     breakdowns: _Table | None
@@ -123,20 +136,47 @@ def _plot_uri(report: Report, probe: str, metric: str) -> str | None:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _analysis_row(name: str, a: MetricAnalysis | None) -> _Row:
+def _analysis_row(name: str, a: MetricAnalysis | None, need: int) -> _Row:
     if a is None:
-        return _Row([name, "–", "–", "–", "–", "no analysis"], "muted")
+        return _Row([name, "–", "–", "–", "–", "no analysis", "–"], "muted")
     g = a.growth
     tau = "–" if g is None else value_text(g.kendall_tau, signed=True)
     pair = a.emergence.members_label if a.abruptness.abrupt else "–"
     surprise = {True: "yes", False: "no", None: "–"}[a.predictability.surprise]
-    return _Row([name, _growth(a), tau, pair, surprise, a.verdict], _verdict_class(a.verdict))
+    first = first_above(a)[0] if a.verdict != SHORT else "–"
+    cells = [name, _growth(a), tau, pair, surprise, _verdict_text(a, need), first]
+    return _Row(cells, _verdict_class(a.verdict))
+
+
+def _analysis_notes(series: list[MetricAnalysis], need: int) -> tuple[_Table | None, list[str]]:
+    """The table of two-member differences (None when no series has one) and the notes under the analysis
+    table: why a series has no verdict, what the difference is and how its CI was made, parametric
+    resamples, why "first > baseline" is blank (the terminal's wording: :mod:`riskaudit.reporting.analysis_notes`)."""
+    short = [a for a in series if a.verdict == SHORT]
+    judged = [a for a in series if a.verdict != SHORT]
+    notes = resampling_notes(series)
+    if judged:
+        notes.append(first_above_note(judged))
+    pairs = None
+    if short:
+        notes.append(no_verdict_note(need))
+        diffs = [a.difference for a in short if a.difference is not None]
+        if diffs:
+            pairs = _Table(["metric", "larger − smaller", "difference [95% CI]"])
+            for a in short:
+                if a.difference is not None:
+                    d = a.difference
+                    pairs.rows.append(_Row([a.metric, difference_header(d), difference_text(d)]))
+            params = any(a.x_axis == "params" for a in short if a.difference)
+            notes += difference_notes(diffs, axis="FLOPs or parameters" if params else "training FLOPs")
+    return pairs, notes
 
 
 def _sections(report: Report, members: list[MemberReport], progress: ProgressFn | None) -> list[_ProbeSection]:
     from riskaudit.reporting.render import headline_metrics
 
     heads = headline_metrics(report)
+    need = report.analysis.config.min_members if report.analysis is not None else 3
     descriptions = {p.id: p.description for p in report.probes}
     total = sum(len(h) for h in heads.values())
     done = 0
@@ -147,13 +187,22 @@ def _sections(report: Report, members: list[MemberReport], progress: ProgressFn 
         for m in members:
             table.rows.append(_Row([m.name, *(_value_ci(find_metric(m, probe, name)) for name, _ in metrics)]))
         analysis = _Table(
-            ["metric", "growth / decade FLOPs [95% CI]", "Kendall τ", "abrupt step", "surprise", "verdict"]
+            [
+                "metric",
+                "growth / decade FLOPs [95% CI]",
+                "Kendall τ",
+                "abrupt step",
+                "surprise",
+                "verdict",
+                "first > baseline",
+            ]
         )
         plots: list[tuple[str, str]] = []
+        analysed: list[MetricAnalysis] = []
         for name, label in metrics:
-            analysis.rows.append(
-                _analysis_row(label if label == name else f"{label} ({name})", member_analysis(report, probe, name))
-            )
+            a = member_analysis(report, probe, name)
+            analysed += [] if a is None else [a]
+            analysis.rows.append(_analysis_row(label if label == name else f"{label} ({name})", a, need))
             uri = _plot_uri(report, probe, name)
             if uri is not None:
                 plots.append((f"{probe}: {name} across the family", uri))
@@ -172,6 +221,7 @@ def _sections(report: Report, members: list[MemberReport], progress: ProgressFn 
                     _Row([name, *cells, a.verdict if a else "–"], _verdict_class(a.verdict) if a else "")
                 )
         notes = sorted({n for m in members for p in m.probes if p.probe_id == probe for n in p.notes})
+        pairs, notes_of_analysis = _analysis_notes(analysed, need)
         out.append(
             _ProbeSection(
                 probe,
@@ -179,6 +229,8 @@ def _sections(report: Report, members: list[MemberReport], progress: ProgressFn 
                 descriptions.get(probe, ""),
                 table,
                 analysis,
+                notes_of_analysis,
+                pairs,
                 plots,
                 notes,
                 breakdowns,
@@ -242,6 +294,8 @@ def _toc(sections: list[_ProbeSection], flags: _Table, has_notes: bool) -> list[
             _TocEntry(f"#{s.anchor}-values", "Values per member"),
             _TocEntry(f"#{s.anchor}-analysis", "Scaling analysis"),
         ]
+        if s.pairs is not None:
+            kids.append(_TocEntry(f"#{s.anchor}-pairs", f"Two members: differences ({len(s.pairs.rows)})"))
         if s.plots:
             kids.append(_TocEntry(f"#{s.anchor}-plots", f"Plots ({len(s.plots)})"))
         if s.breakdowns is not None:
@@ -265,7 +319,8 @@ def _summary(report: Report, members: list[MemberReport]) -> _Table:
         t.rows.append(_Row([probe], "group"))
         for name, label in metrics:
             a = member_analysis(report, probe, name)
-            verdict: str = a.verdict if a is not None else "–"
+            need = report.analysis.config.min_members if report.analysis is not None else 3
+            verdict: str = _verdict_text(a, need) if a is not None else "–"
             if a is not None and (a.verdict.startswith("abrupt") or a.verdict == "step or steep rise"):
                 verdict += f" ({a.emergence.members_label})"
             value = _value_ci(find_metric(largest, probe, name)) if largest else "–"
@@ -335,6 +390,7 @@ def render_html(
         toc=_toc(sections, flags, bool(report.notes)),
         counts=sorted(counts.items()),
         rule=fa.rule if fa is not None else "",
+        resampling=resampling_notes(fa.metrics) if fa is not None else [],
         policy=policy,
         policy_line=policy_summary(policy, policy_path) if policy is not None else "",
         meta=meta,

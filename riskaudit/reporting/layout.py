@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,9 +24,11 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from riskaudit.numbers import fixed_decimals
+from riskaudit.numbers import estimate
 
-__all__ = ["Cell", "Column", "breakable", "ci_cell", "column_format", "fit_tables", "table_width"]
+__all__ = ["CI_SEP", "Cell", "Column", "breakable", "ci_cell", "fit_tables", "table_width"]
+
+CI_SEP = ", "  # between a CI's bounds: the same as the HTML page and the card, so a cell reads the same there
 
 
 @dataclass(frozen=True)
@@ -210,28 +211,8 @@ def breakable(name: str) -> str:
     return name.replace("[", " [")
 
 
-def column_format(values: Sequence[float | None]) -> tuple[int, bool]:
-    """(decimals, signed) for a column of numbers: about two significant digits of its largest magnitude
-    (at least 2 decimals below 10, 1 from 10, 0 from 1000), and a sign on every number when any is negative."""
-    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
-    signed = any(v is not None and v < 0 for v in values)
-    m = max(finite, default=0.0)
-    if m >= 1000:
-        return 0, signed
-    if m >= 10:
-        return 1, signed
-    if m >= 1 or m == 0:
-        return 2, signed
-    return min(3, max(2, 1 - math.floor(math.log10(m)))), signed
-
-
-def ci_cell(
-    value: float | None, low: float | None, high: float | None, decimals: int = 2, signed: bool = False
-) -> str:
-    """``0.81 [0.71,0.88]``: the value and its 95% CI in one compact cell (``–`` when undefined)."""
-    if value is None:
-        return "–"
-    cell = fixed_decimals(value, decimals, signed)
-    if low is None or high is None:
-        return cell
-    return f"{cell} [{fixed_decimals(low, decimals, signed)},{fixed_decimals(high, decimals, signed)}]"
+def ci_cell(value: float | None, low: float | None, high: float | None, signed: bool = False) -> str:
+    """A value and its 95% CI in one cell, in the one number format the HTML page and the model card share
+    (:func:`riskaudit.numbers.estimate`: ``0.410 [0.341, 0.486]``; ``–`` when undefined); ``signed`` for
+    growths and differences (``+3.56e-5 [+1.20e-5, +6.01e-5]``)."""
+    return estimate(value, low, high, signed=signed, sep=CI_SEP)

@@ -16,7 +16,7 @@ from riskaudit.analysis.metric import MetricResult
 from riskaudit.inputs.family_spec import Family, ModelSpec
 from riskaudit.numbers import human_count, sci
 from riskaudit.probes.registry import ProbeInfo
-from riskaudit.reporting.layout import Cell, Column, ci_cell, column_format, fit_tables
+from riskaudit.reporting.layout import Cell, Column, ci_cell, fit_tables
 from riskaudit.reporting.lookup import find_metric
 from riskaudit.reporting.report import MemberReport, Report
 
@@ -124,11 +124,12 @@ def headline_metrics(report: Report, wide: bool = False) -> dict[str, tuple[tupl
     return out
 
 
-def metric_cell(m: MetricResult | None, decimals: int = 2, signed: bool = True) -> str:
-    """A metric and its 95% CI in one compact cell, ``+0.81 [+0.71,+0.88]``."""
+def metric_cell(m: MetricResult | None) -> str:
+    """A metric and its 95% CI in one cell, ``0.810 [0.712, 0.883]``: the same string as on the HTML page and
+    the model card (digits by the CI's width, :func:`riskaudit.numbers.estimate`)."""
     if m is None:
         return "–"
-    return ci_cell(m.value, m.ci_low, m.ci_high, decimals, signed)
+    return ci_cell(m.value, m.ci_low, m.ci_high)
 
 
 def _span(xs: Sequence[float], fmt: Callable[[float | None], str]) -> str:
@@ -251,19 +252,14 @@ def scan_tables(report: Report, width: int | None = None, wide: bool = False) ->
         cols += [Column(title, "right") for _, title in headlines]
         tokens = {m.train_tokens for m in report.members}
         cols += [Column("params", "right", optional=True), Column("tokens", "right", optional=True)]
-        formats = []
-        for name, _ in headlines:
-            found = [find_metric(m, probe_id, name) for m in report.members if m.status == "ok"]
-            vals = [v for r in found if r is not None for v in (r.value, r.ci_low, r.ci_high)]
-            formats.append(column_format(vals))
         rows: list[list[Cell]] = []
         failed = []
         for m in report.members:
             if m.status != "ok":
                 failed.append(f"{m.name} failed: {m.error}")
             cells = [
-                "failed" if m.status != "ok" else metric_cell(find_metric(m, probe_id, name), d, sg)
-                for (name, _), (d, sg) in zip(headlines, formats, strict=True)
+                "failed" if m.status != "ok" else metric_cell(find_metric(m, probe_id, name))
+                for name, _ in headlines
             ]
             rows.append([Text(m.name), sci(m.flops), *cells, human_count(m.params_total), human_count(m.train_tokens)])
         caption = ["value [95% bootstrap CI over items]; FLOPs = 6·N·D"]

@@ -14,8 +14,19 @@ from rich.text import Text
 
 from riskaudit.analysis.growth import GrowthFit
 from riskaudit.analysis.results import FamilyAnalysis, MetricAnalysis
-from riskaudit.numbers import num
-from riskaudit.reporting.layout import Cell, Column, breakable, ci_cell, column_format, fit_tables
+from riskaudit.numbers import value_text
+from riskaudit.reporting.analysis_notes import (
+    SHORT,
+    difference_header,
+    difference_notes,
+    difference_text,
+    first_above,
+    first_above_note,
+    growth_text,
+    no_verdict_note,
+    resampling_notes,
+)
+from riskaudit.reporting.layout import CI_SEP, Cell, Column, breakable, fit_tables
 
 __all__ = ["ANALYSIS_JSON_KIND", "analysis_json", "analysis_table", "analysis_tables", "metric_json"]
 
@@ -33,24 +44,17 @@ _VERDICT_STYLE = {
 }
 
 
-def _num(v: float | None, spec: str = "+.3g") -> str:
-    return num(v, spec)
-
-
 def _growth_cell(g: GrowthFit | None, primary: str | None) -> str:
-    if g is None or g.slope is None:
-        return "–"
-    unit = "" if primary == "flops" else " †"
-    decimals, _ = column_format([g.slope, g.slope_ci_low, g.slope_ci_high])
-    robust = "" if not g.theil_sen_disagrees() else f"\n(Theil–Sen {_num(g.theil_sen)})"  # a line of its own
-    return ci_cell(g.slope, g.slope_ci_low, g.slope_ci_high, decimals, signed=True) + unit + robust
+    """Growth [95% CI] in the one number format (the HTML page's string), the Theil–Sen slope on a line of
+    its own when it disagrees."""
+    return growth_text(g, CI_SEP, "" if primary == "flops" else " †", "\n")
 
 
 def _tau_cell(g: GrowthFit | None) -> str:
     if g is None or g.kendall_tau is None:
         return "–"
     p = "" if g.kendall_p is None else f" (p={g.kendall_p:.2g})"
-    return f"{g.kendall_tau:+.2f}{p}"
+    return f"{value_text(g.kendall_tau, signed=True)}{p}"
 
 
 def _abrupt_cell(a: MetricAnalysis) -> str:
@@ -59,8 +63,8 @@ def _abrupt_cell(a: MetricAnalysis) -> str:
     if ab.s is None and ab.j is None:
         return flag
     if ab.window == 2:
-        return f"{flag} (S2={_num(ab.s2, '.2f')}, J2={_num(ab.j2, '.1f')})"
-    return f"{flag} (S={_num(ab.s, '.2f')}, J={_num(ab.j, '.1f')})"
+        return f"{flag} (S2={value_text(ab.s2)}, J2={value_text(ab.j2)})"
+    return f"{flag} (S={value_text(ab.s)}, J={value_text(ab.j)})"
 
 
 def _emergence_cell(a: MetricAnalysis) -> str:
@@ -103,27 +107,6 @@ _COLUMNS = (
 )
 
 
-# Why "first > baseline" is blank: the note of the rule (analysis.abrupt.wei_point) → the cell, its legend.
-_WEI_BLANKS = (
-    ("no member's CI clears", "– none", "no member's CI lies above the baseline"),
-    ("already clearly above", "– smallest", "already above the baseline at the smallest member"),
-    ("a smaller member's CI lies below", "– below", "a smaller member's CI lies below the baseline"),
-    ("member CIs unknown", "– no CIs", "the members' CIs are unknown"),
-)
-_SHORT = "insufficient data"
-
-
-def _first_above(a: MetricAnalysis) -> tuple[str, str | None]:
-    """The "first > baseline" cell and, when it is blank for a reason, that reason's legend."""
-    em = a.emergence
-    if em.wei_member:
-        return em.wei_member, None
-    for prefix, cell, legend in _WEI_BLANKS:
-        if em.wei_note.startswith(prefix):
-            return cell, f"{cell}: {legend}"
-    return "–", None
-
-
 def _shown(
     fa: FamilyAnalysis, detail: bool, only: Collection[tuple[str, str]] | None
 ) -> tuple[list[MetricAnalysis], int]:
@@ -137,24 +120,6 @@ def _shown(
     return shown, len(fa.metrics) - len(shown)
 
 
-def _resampling_notes(shown: Sequence[MetricAnalysis]) -> list[str]:
-    """What the terminal must say about the resamples behind the CIs when they are not the scan's paired ones."""
-    judged = [a for a in shown if a.verdict != _SHORT]
-    parametric = sorted({a.resampling for a in judged if a.resampling not in ("paired bootstrap", "none")})
-    k = sum(a.resampling in parametric for a in judged)
-    notes = []
-    if k:
-        notes.append(
-            f"resamples are parametric ({', '.join(parametric)}) for {k} of {len(judged)} series: independent "
-            "draws per member (from its CI or item count), not paired bootstrap replicates (none were given), so "
-            "CIs, steps and verdicts are conservative and can differ from a scan's"
-        )
-    none = sum(a.resampling == "none" for a in judged)
-    if none:
-        notes.append(f"no resamples for {none} series (no replicates, CIs or item counts): slope CIs from OLS alone")
-    return notes
-
-
 def _analysis_rows(
     fa: FamilyAnalysis, shown: Sequence[MetricAnalysis], narrow: bool = False
 ) -> tuple[list[list[Cell]], list[str]]:
@@ -162,16 +127,13 @@ def _analysis_rows(
     names may wrap before a breakdown key."""
     rows: list[list[Cell]] = []
     uses_params = False
-    blanks: dict[str, None] = {}
     current_probe: str | None = None
     for a in shown:
         if a.probe and a.probe != current_probe:
             rows.append([Text(a.probe, style="bold"), *([""] * (len(_COLUMNS) - 1))])
         current_probe = a.probe
         uses_params = uses_params or a.x_axis == "params"
-        first, why = _first_above(a)
-        if why is not None:
-            blanks[why] = None
+        first, _ = first_above(a)
         rows.append(  # Text cells: metric and member names are data, never rich markup ("pearson[t0]")
             [
                 Text(breakable(_label(a)) if narrow else _label(a)),
@@ -186,16 +148,15 @@ def _analysis_rows(
             ]
         )
     caption = [
-        *_resampling_notes(shown),
+        *resampling_notes(shown),
         "growth in oriented units (larger = riskier) per decade of training FLOPs (6·N·D)",
         "S: largest step's share of the total change, J: S over the step's share of the log-FLOPs range",
-        "first > baseline: the first member whose 95% CI lies above the metric's baseline (its no-risk value) "
-        "while every smaller member's CI contains it (Wei et al. 2022)" + "".join(f"; {b}" for b in blanks),
+        first_above_note(shown),
     ]
-    short = sum(a.verdict == _SHORT for a in shown)
+    short = sum(a.verdict == SHORT for a in shown)
     if short:
         caption.append(
-            f"{_SHORT} ({short} series): fewer than {fa.config.min_members} analysable members, see the next table"
+            f"{SHORT} ({short} series): fewer than {fa.config.min_members} analysable members, see the next table"
         )
     caption.append(fa.rule)
     if uses_params:
@@ -204,20 +165,7 @@ def _analysis_rows(
 
 
 def _difference_cell(a: MetricAnalysis) -> str:
-    d = a.difference
-    if d is None:
-        return "–"
-    decimals, _ = column_format([d.value, d.ci_low, d.ci_high])
-    return ci_cell(d.value, d.ci_low, d.ci_high, decimals, signed=True)
-
-
-_CI_SAYS = {
-    "paired bootstrap": "paired bootstrap over items (both members scored on the same resampled items)",
-    "normal from CI": "parametric: normal draws from each member's CI, independent across the two (no paired "
-    "replicates; wider than a paired CI)",
-    "binomial": "parametric: binomial draws from each member's item count, independent across the two",
-    "binomial + normal from CI": "parametric draws from each member's item count or CI, independent across the two",
-}
+    return difference_text(a.difference, CI_SEP)
 
 
 def _short_tables(fa: FamilyAnalysis, short: Sequence[MetricAnalysis], width: int | None, hidden: int) -> list[Table]:
@@ -228,7 +176,7 @@ def _short_tables(fa: FamilyAnalysis, short: Sequence[MetricAnalysis], width: in
     diffs = [a.difference for a in short if a.difference is not None]
     pairs = {(d.smaller, d.larger) for d in diffs}
     one_pair = len(diffs) == len(short) and len(pairs) == 1
-    header = f"{diffs[0].larger} − {diffs[0].smaller}" if one_pair else "larger − smaller"
+    header = difference_header(diffs[0]) if one_pair else "larger − smaller"
     columns = [
         Column("metric", key=True, wrap=True),
         *([] if one_pair else [Column("n", "right"), Column("members", wrap=True)]),
@@ -244,21 +192,9 @@ def _short_tables(fa: FamilyAnalysis, short: Sequence[MetricAnalysis], width: in
         pair = Text(f"{d.smaller} → {d.larger}") if d is not None else Text(a.verdict_reason or "–")
         label = Text(breakable(_label(a)) if width else _label(a))
         rows.append([label, _difference_cell(a)] if one_pair else [label, str(a.n_members), pair, _difference_cell(a)])
-    caption = [
-        f"no verdict: growth, a step or a verdict needs at least {need} analysable members (scanned, with a value "
-        "and a scale)" + ("" if one_pair else "; n: analysable members"),
-    ]
-    if diffs:
-        axis = "training FLOPs" if all(a.x_axis != "params" for a in short if a.difference) else "FLOPs or parameters"
-        methods = sorted({d.ci_method for d in diffs if d.ci_method != "none"})
-        sure = sum(d.excludes_zero is True for d in diffs)
-        caption += [
-            f"{header}: the member with more {axis} minus the other, in the metric's own units",
-            "95% CI: " + "; ".join(_CI_SAYS.get(m, m) for m in methods) if methods else "no CI (no resamples)",
-            f"the CI excludes 0 for {sure} of {len(diffs)} series",
-            "the difference between two training runs of one size (seed) is not in the CI: two members cannot "
-            "measure it",
-        ]
+    caption = [no_verdict_note(need) + ("" if one_pair else "; n: analysable members")]
+    axis = "training FLOPs" if all(a.x_axis != "params" for a in short if a.difference) else "FLOPs or parameters"
+    caption += difference_notes(diffs, header, axis)
     if hidden:
         caption.append(f"{hidden} more metrics (breakdowns per template / stratum, companions) in the JSON report")
     if one_pair:
@@ -283,7 +219,7 @@ def analysis_tables(
     the listed (probe, metric) pairs (the headline metrics), unless ``detail``.
     """
     shown, hidden = _shown(fa, detail, only)
-    short = [a for a in shown if a.verdict == _SHORT]
+    short = [a for a in shown if a.verdict == SHORT]
     if shown and len(short) == len(shown):
         return _short_tables(fa, short, width, hidden)
     rows, caption = _analysis_rows(fa, shown, narrow=width is not None)

@@ -12,7 +12,7 @@ from riskaudit.analysis.growth import GrowthFit
 from riskaudit.analysis.prediction import Prediction
 from riskaudit.analysis.results import MetricAnalysis
 from riskaudit.errors import RiskauditError
-from riskaudit.numbers import ci_suffix, num
+from riskaudit.numbers import estimate, scale_format, value_text
 from riskaudit.reporting.lookup import (
     MemberKey,
     find_analyses,
@@ -24,7 +24,7 @@ from riskaudit.reporting.lookup import (
 from riskaudit.reporting.policy.rules import FailFlag, Policy, Rule
 from riskaudit.reporting.report import MemberReport, Report
 
-__all__ = ["PolicyResult", "Violation", "evaluate_policy"]
+__all__ = ["PolicyResult", "Violation", "evaluate_policy", "observed_text"]
 
 
 class Violation(BaseModel):
@@ -58,13 +58,23 @@ class PolicyResult(BaseModel):
         return not self.violations
 
 
-def _num(v: float | None, spec: str = ".3g") -> str:
-    """A number in a violation message (``?`` when missing)."""
-    return num(v, spec, missing="?")
+def _num(v: float | None, signed: bool = False) -> str:
+    """A number in a violation message, in the one number format (``?`` when missing)."""
+    return value_text(v, signed=signed, missing="?")
 
 
-def _ci(lo: float | None, hi: float | None) -> str:
-    return ci_suffix(lo, hi, missing="?")
+def _est(value: float | None, low: float | None, high: float | None, signed: bool = False) -> str:
+    """A value and its CI in the one number format: ``0.410 [0.341, 0.486]`` (``?`` when missing)."""
+    return estimate(value, low, high, signed=signed, missing="?")
+
+
+def observed_text(
+    observed: float | None, value: float | None, low: float | None, high: float | None, signed: bool = False
+) -> str:
+    """A compared number (the value or one of its CI bounds) in the format of ``value [low, high]``, so it
+    reads the same as in the estimate beside it (``?`` when missing)."""
+    width = high - low if low is not None and high is not None else None
+    return scale_format((value, low, high), width, signed=signed)(observed, "?")
 
 
 def _outside(v: float, rule: Rule) -> str | None:
@@ -231,8 +241,9 @@ class _Evaluator:
                 ci_high=r.ci_high,
                 limit=rule.limit_text(),
                 message=(
-                    f"{key[0]}/{key[1]} on {who}: {rule.stat} = {_num(observed)} {bad} "
-                    f"(value {_num(r.value)}{_ci(r.ci_low, r.ci_high)}, {r.direction.replace('_', ' ')})"
+                    f"{key[0]}/{key[1]} on {who}: {rule.stat} = "
+                    f"{observed_text(observed, r.value, r.ci_low, r.ci_high)} {bad} "
+                    f"(value {_est(r.value, r.ci_low, r.ci_high)}, {r.direction.replace('_', ' ')})"
                 ),
             )
 
@@ -273,8 +284,9 @@ class _Evaluator:
                 ci_high=growth.slope_ci_high,
                 limit=rule.limit_text(),
                 message=(
-                    f"{key[0]}/{key[1]}{where}: {rule.trend} per decade of {unit} = {_num(stat)} {bad} "
-                    f"(slope {_num(growth.slope)}{_ci(growth.slope_ci_low, growth.slope_ci_high)} "
+                    f"{key[0]}/{key[1]}{where}: {rule.trend} per decade of {unit} = "
+                    f"{observed_text(stat, growth.slope, growth.slope_ci_low, growth.slope_ci_high, True)} {bad} "
+                    f"(slope {_est(growth.slope, growth.slope_ci_low, growth.slope_ci_high, True)} "
                     f"in units of {a.orientation}, larger = riskier; {a.n_members} members)"
                 ),
             )
@@ -320,16 +332,16 @@ class _Evaluator:
                 return False, ab.j, f"verdict {a.verdict!r}: {a.verdict_reason}"
             two = ab.window == 2
             shares = (
-                f"S2={_num(ab.s2, '.2f')}, J2={_num(ab.j2, '.2g')}"
+                f"S2={_num(ab.s2)}, J2={_num(ab.j2)}"
                 if two
-                else f"S={_num(ab.s, '.2f')}, J={_num(ab.j, '.2g')}"
+                else f"S={_num(ab.s)}, J={_num(ab.j)}"
             )
             return (
                 hit,
                 ab.j2 if two else ab.j,
                 f"verdict {a.verdict!r}: risk jumps {'up' if (ab.net or 0.0) > 0 else 'down'} between "
-                f"{a.emergence.members_label} (net {_num(ab.net)} in units of {a.orientation}, {shares}, noise floor "
-                f"sd {_num(ab.noise_floor.sd, '.2g')}{agree})",
+                f"{a.emergence.members_label} (net {_num(ab.net, True)} in units of {a.orientation}, {shares}, "
+                f"noise floor sd {_num(ab.noise_floor.sd)}{agree})",
             )
         p = a.predictability
         held = 1 if flag == "surprise" else 2
@@ -346,11 +358,12 @@ class _Evaluator:
         if not flagged or not above:
             return False, None, ""
         q = above[-1]
+        fmt = scale_format((q.observed, q.predicted, q.pi_low, q.pi_high), q.pi_high - q.pi_low)
         return (
             True,
             q.observed,
-            f"{flag}: {q.member} observed {_num(q.observed)} above the 95% prediction interval "
-            f"{_num(q.predicted)} [{_num(q.pi_low)}, {_num(q.pi_high)}] from the smaller members "
+            f"{flag}: {q.member} observed {fmt(q.observed, '?')} above the 95% prediction interval "
+            f"{fmt(q.predicted, '?')} [{fmt(q.pi_low, '?')}, {fmt(q.pi_high, '?')}] from the smaller members "
             f"({q.scale} fit, units of {a.orientation}, larger = riskier)",
         )
 

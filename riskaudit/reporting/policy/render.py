@@ -9,15 +9,23 @@ from collections.abc import Sequence
 from rich.table import Table
 from rich.text import Text
 
-from riskaudit.numbers import ci_suffix, num
-from riskaudit.reporting.layout import Cell, Column, breakable, fit_tables
-from riskaudit.reporting.policy.check import PolicyResult, Violation
+from riskaudit.numbers import estimate, value_text
+from riskaudit.reporting.layout import CI_SEP, Cell, Column, breakable, fit_tables
+from riskaudit.reporting.policy.check import PolicyResult, Violation, observed_text
 
 __all__ = ["policy_summary", "skipped_table", "violation_lines", "violations_table", "violations_tables"]
 
 
-def _num(v: float | None) -> str:
-    return num(v, missing="?")
+def _is_trend(v: Violation) -> bool:
+    """A growth per decade (signed, like every growth), not a metric's value."""
+    return v.check.startswith(("slope_per_decade", "slope_ci_"))
+
+
+def _value_cell(v: Violation, sep: str = ", ") -> str:
+    """The value [95% CI] in the one number format (the terminal's tables, the page and the card share it)."""
+    if v.value is None:
+        return "–"
+    return estimate(v.value, v.ci_low, v.ci_high, signed=_is_trend(v), missing="?", sep=sep)
 
 
 def violations_table(result: PolicyResult) -> Table:
@@ -32,7 +40,7 @@ def violations_table(result: PolicyResult) -> Table:
             Text(v.member or "–"),
             Text(v.check),
             _observed_cell(v),
-            "–" if v.value is None else _num(v.value) + ci_suffix(v.ci_low, v.ci_high, missing="?"),
+            _value_cell(v),
             Text(v.limit),
         )
     return t
@@ -56,7 +64,7 @@ def violations_tables(result: PolicyResult, width: int | None = None) -> list[Ta
         if v.probe != probe:
             rows.append(["", Text(v.probe, style="bold"), "", "", "", "", ""])
             probe = v.probe
-        value = "–" if v.value is None else _num(v.value) + ci_suffix(v.ci_low, v.ci_high, missing="?", sep=",")
+        value = _value_cell(v, CI_SEP)
         rows.append(
             [
                 str(v.rule),
@@ -78,8 +86,10 @@ def _observed_cell(v: Violation) -> str:
     if v.observed is None:
         return "–"
     if v.check in ("abrupt", "metric_artifact"):
-        return f"J = {_num(v.observed)}"
-    return _num(v.observed)
+        return f"J = {value_text(v.observed, missing='?')}"
+    if v.value is not None:  # the value or a CI bound: in the format of the value [CI] beside it
+        return observed_text(v.observed, v.value, v.ci_low, v.ci_high, _is_trend(v))
+    return value_text(v.observed, missing="?")
 
 
 def skipped_table(result: PolicyResult) -> Table:
