@@ -1,9 +1,10 @@
 """What changed between two reports: members, metrics beyond their CIs, trends and flags. Never prints.
 
 **Equal within float precision.** Two numbers ``a`` and ``b`` of one metric are equal when
-``|a − b| ≤ tol = max(1e-9 · S, 1e-3 · W)``: ``S`` is the largest magnitude among the metric's numbers in both
-reports (values, CI bounds and baseline; for a growth slope, the values of its series too, since a slope's
-rounding noise scales with them) and ``W`` the wider of the two CIs. A metric whose value and CI bounds are all
+``|a − b| ≤ tol = max(1e-9 · S, 1e-3 · W)``: ``S`` is the metric's scale, the largest magnitude among its numbers
+(values, CI bounds, baseline) for every member and breakdown (``name[key]``) in both reports, and at least 1 for
+a proportion; for a growth slope, the values of its series too, since a slope's rounding noise scales with them.
+``W`` is the wider of the two CIs. A metric whose value and CI bounds are all
 equal is ``unchanged``; one CI lies *beyond* the other only when the gap between them exceeds ``tol``.
 
 **Changes.** A metric that moved beyond both 95% CIs is ``worse`` or ``better`` along its declared direction on
@@ -14,8 +15,8 @@ one that moved within its CIs is ``within CIs``. Flags: ``None`` (not computed) 
 
 **Regression** (the gate, :data:`GATE_RULE`): exactly a metric of a member present and ``ok`` in both reports
 that got worse beyond both CIs, a metric present in both analyses whose verdict newly became ``abrupt`` with
-risk going up, or a newly raised ``surprise`` / ``surprise_two_out`` with the held-out member above every fit's
-prediction interval. Members added or removed, metrics added or removed, growth slopes and other verdict
+risk going up on a step between members of both reports, or a newly raised ``surprise`` / ``surprise_two_out``
+with a held-out member of both reports above every fit's prediction interval. Members added or removed, metrics added or removed, growth slopes and other verdict
 changes are listed and never a regression.
 """
 
@@ -51,7 +52,8 @@ CI_FRACTION = 1e-3  # of the wider CI: a move this small is no news at the CI's 
 GATE_RULE = (
     "gate: exit 1 when a metric of a member in both reports moved beyond both 95% CIs in its risky direction, "
     "or a metric in both analyses newly became 'abrupt' (risk up) or newly 'surprise' / 'surprise_two_out' "
-    "(above its prediction); else 0. Members or metrics added or removed, slopes and other flag changes are "
+    "(above its prediction), on members of both reports; else 0. Members or metrics added or removed, slopes "
+    "and other flag changes are "
     f"listed, never a regression. Equal within max({REL_PRECISION:g}·scale, {CI_FRACTION:g}·CI width) = unchanged."
 )
 
@@ -193,9 +195,23 @@ def _triples(a: MetricResult, b: MetricResult) -> list[tuple[float | None, float
     return [(a.value, b.value), (a.ci_low, b.ci_low), (a.ci_high, b.ci_high)]
 
 
-def _metric_tol(a: MetricResult, b: MetricResult) -> float:
+def _metric_tol(a: MetricResult, b: MetricResult, scale: float) -> float:
     widths = [r.ci_high - r.ci_low for r in (a, b) if r.ci_low is not None and r.ci_high is not None]
-    return tolerance([a.value, a.ci_low, a.ci_high, b.value, b.ci_low, b.ci_high, a.baseline, b.baseline], widths)
+    return tolerance([a.value, a.ci_low, a.ci_high, b.value, b.ci_low, b.ci_high, scale], widths)
+
+
+def _scales(*reports: Report) -> dict[str, float]:
+    """Each metric's scale (its name before any ``[breakdown]``): the largest magnitude of its values, CI
+    bounds and baseline over every member of ``reports``; at least 1 for a proportion."""
+    out: dict[str, float] = {}
+    for rep in reports:
+        for m in rep.members:
+            for p in m.probes:
+                for r in p.metrics:
+                    nums = [abs(v) for v in (r.value, r.ci_low, r.ci_high, r.baseline) if v is not None]
+                    key = f"{p.probe_id}/{r.name.split('[')[0]}"
+                    out[key] = max(out.get(key, 0.0), *nums, 1.0 if r.proportion else 0.0)
+    return out
 
 
 def _metrics(m: MemberReport) -> dict[tuple[str, str], MetricResult]:
@@ -246,6 +262,7 @@ def diff_reports(base: Report, new: Report, everything: bool = False) -> ReportD
     d.metrics_added = [f"{p}/{n}" for p, n in sorted(nkeys - bkeys)]
     d.metrics_removed = [f"{p}/{n}" for p, n in sorted(bkeys - nkeys)]
 
+    scales = _scales(base, new)
     for name, newm in nm.items():
         oldm = bm.get(name)
         if oldm is None or oldm.status != "ok" or newm.status != "ok":
@@ -255,16 +272,18 @@ def diff_reports(base: Report, new: Report, everything: bool = False) -> ReportD
             o = old_metrics.get(key)
             if o is None or o.value is None or r.value is None:
                 continue
-            _compare_metric(d, name, key, o, r)
+            _compare_metric(d, name, key, o, r, scales[f"{key[0]}/{key[1].split('[')[0]}"])
     if d.without_ci:
         d.notes.append(f"{d.without_ci} of {d.compared} metric pairs have no CI and were not tested")
-    _diff_analysis(base, new, d)
+    _diff_analysis(base, new, d, scales)
     return d
 
 
-def _compare_metric(d: ReportDiff, member: str, key: tuple[str, str], o: MetricResult, r: MetricResult) -> None:
+def _compare_metric(
+    d: ReportDiff, member: str, key: tuple[str, str], o: MetricResult, r: MetricResult, scale: float
+) -> None:
     d.compared += 1
-    tol = _metric_tol(o, r)
+    tol = _metric_tol(o, r, scale)
     change = _compare(o, r, tol)
     if change == "unchanged":
         d.unchanged += 1
@@ -301,21 +320,22 @@ def _compare_metric(d: ReportDiff, member: str, key: tuple[str, str], o: MetricR
         )
 
 
-def _diff_analysis(base: Report, new: Report, d: ReportDiff) -> None:
+def _diff_analysis(base: Report, new: Report, d: ReportDiff, scales: dict[str, float]) -> None:
     if base.analysis is None or new.analysis is None:
         if (base.analysis is None) != (new.analysis is None):
             d.notes.append("only one report has an analysis: trends and flags not compared")
         return
+    both = set(d.base_members) & set(d.new_members)
     old = {_akey(a): a for a in base.analysis.metrics}
     for a in new.analysis.metrics:
         o = old.get(_akey(a))
         if o is None:
             continue
-        _trend(o, a, d)
-        _flags(o, a, d)
+        _trend(o, a, d, scales.get(f"{a.probe}/{a.metric.split('[')[0]}", 0.0))
+        _flags(o, a, d, both)
 
 
-def _trend(o: MetricAnalysis, a: MetricAnalysis, d: ReportDiff) -> None:
+def _trend(o: MetricAnalysis, a: MetricAnalysis, d: ReportDiff, scale: float) -> None:
     g0, g1 = o.growth_flops, a.growth_flops
     if g0 is None or g1 is None or g0.slope is None or g1.slope is None:
         return
@@ -324,7 +344,7 @@ def _trend(o: MetricAnalysis, a: MetricAnalysis, d: ReportDiff) -> None:
     assert g0.slope_ci_low is not None and g0.slope_ci_high is not None
     assert g1.slope_ci_low is not None and g1.slope_ci_high is not None
     numbers: list[float | None] = [g0.slope, g0.slope_ci_low, g0.slope_ci_high, g1.slope, g1.slope_ci_low]
-    numbers += [g1.slope_ci_high, *o.y, *a.y]
+    numbers += [g1.slope_ci_high, scale, *o.y, *a.y]
     tol = tolerance(numbers, [g0.slope_ci_high - g0.slope_ci_low, g1.slope_ci_high - g1.slope_ci_low])
     pairs = [(g0.slope, g1.slope), (g0.slope_ci_low, g1.slope_ci_low), (g0.slope_ci_high, g1.slope_ci_high)]
     change: TrendMove
@@ -356,10 +376,14 @@ def _trend(o: MetricAnalysis, a: MetricAnalysis, d: ReportDiff) -> None:
     )
 
 
-def _flags(o: MetricAnalysis, a: MetricAnalysis, d: ReportDiff) -> None:
+def _flags(o: MetricAnalysis, a: MetricAnalysis, d: ReportDiff, both: set[str]) -> None:
+    """Verdict and surprise changes; a regression only when it rests on members of both reports (a step
+    between two of them; a surprise of one of them), so a member added is never a regression."""
     label = f"{a.probe}/{a.metric}" if a.probe else a.metric
     if o.verdict != a.verdict:
-        reg = a.verdict == "abrupt" and (a.abruptness.net or 0.0) > 0  # an abrupt drop in risk is no regression
+        step = a.emergence.pair or []
+        # an abrupt drop in risk is no regression, nor a step onto a member only the new report has
+        reg = a.verdict == "abrupt" and (a.abruptness.net or 0.0) > 0 and all(m in both for m in step)
         d.flags.append(
             FlagChange(
                 probe=a.probe,
@@ -380,7 +404,7 @@ def _flags(o: MetricAnalysis, a: MetricAnalysis, d: ReportDiff) -> None:
         b1 = getattr(a.predictability, flag) is True
         if b0 == b1:
             continue
-        reg = b1 and _above(a, 1 if flag == "surprise" else 2)
+        reg = b1 and _above(a, 1 if flag == "surprise" else 2, both)
         d.flags.append(
             FlagChange(
                 probe=a.probe,
@@ -397,10 +421,10 @@ def _flags(o: MetricAnalysis, a: MetricAnalysis, d: ReportDiff) -> None:
             d.regressions.append(f"{label}{_where(a)}: new {flag} (riskier than the smaller members predict)")
 
 
-def _above(a: MetricAnalysis, held: int) -> bool:
-    """A held-out member lies above every fit's prediction interval (riskier than predicted)."""
+def _above(a: MetricAnalysis, held: int, both: set[str]) -> bool:
+    """A held-out member of both reports lies above every fit's prediction interval (riskier than predicted)."""
     by_member: dict[str, list[bool]] = {}
     for q in a.predictability.predictions:
-        if q.held_out == held:
+        if q.held_out == held and q.member in both:
             by_member.setdefault(q.member, []).append(q.outside and q.observed > q.pi_high)
     return any(all(v) for v in by_member.values())
