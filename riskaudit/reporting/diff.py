@@ -16,8 +16,8 @@ one that moved within its CIs is ``within CIs``. Flags: ``None`` (not computed) 
 **Regression** (the gate, :data:`GATE_RULE`): exactly a metric of a member present and ``ok`` in both reports
 that got worse beyond both CIs, a metric present in both analyses whose verdict newly became ``abrupt`` with
 risk going up on a step between members of both reports, or a newly raised ``surprise`` / ``surprise_two_out``
-with a held-out member of both reports above every fit's prediction interval. Members added or removed, metrics added or removed, growth slopes and other verdict
-changes are listed and never a regression.
+with a held-out member of both reports above every fit's prediction interval. Members added or removed,
+metrics added or removed, growth slopes and other verdict changes are listed and never a regression.
 """
 
 from __future__ import annotations
