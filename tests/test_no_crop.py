@@ -22,7 +22,8 @@ from rich.text import Text
 from riskaudit.analysis.family import analyze_family
 from riskaudit.inputs.families import builtin_families, load_family
 from riskaudit.probes.registry import list_probe_files
-from riskaudit.reporting.diff import diff_reports, diff_tables
+from riskaudit.reporting.diff import diff_reports
+from riskaudit.reporting.diff_render import diff_tables
 from riskaudit.reporting.policy import evaluate_policy, load_policy, skipped_table, violations_tables
 from riskaudit.reporting.reanalysis import series_from_report
 from riskaudit.reporting.render import families_table, family_table, headline_keys, probes_table, scan_tables

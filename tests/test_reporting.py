@@ -18,7 +18,8 @@ from riskaudit.analysis.metric import MetricResult
 from riskaudit.errors import RiskauditError
 from riskaudit.probes.base import ItemRecord
 from riskaudit.reporting.card import BEGIN, END, SOURCE_NAME, build_card, card_section, update_card_file
-from riskaudit.reporting.diff import diff_reports, diff_summary, diff_table
+from riskaudit.reporting.diff import diff_reports
+from riskaudit.reporting.diff_render import diff_summary, diff_table
 from riskaudit.reporting.plots import plot_filename, plot_report
 from riskaudit.reporting.policy import (
     Policy,

@@ -20,7 +20,8 @@ from riskaudit.analysis.family import analyze_family
 from riskaudit.analysis.results import FamilyAnalysis
 from riskaudit.inputs.families import builtin_families, load_family
 from riskaudit.probes.registry import list_probe_files
-from riskaudit.reporting.diff import diff_reports, diff_tables
+from riskaudit.reporting.diff import diff_reports
+from riskaudit.reporting.diff_render import diff_tables
 from riskaudit.reporting.layout import Column, ci_cell, fit_tables
 from riskaudit.reporting.lookup import find_metric
 from riskaudit.reporting.policy import evaluate_policy, load_policy, skipped_table, violations_table, violations_tables

@@ -122,20 +122,33 @@ def diff(
     base: Annotated[Path, typer.Argument(help="The base report.")],
     new: Annotated[Path, typer.Argument(help="The new report.")],
     fail_on_regression: Annotated[
-        bool, typer.Option("--fail-on-regression", help="Exit 1 when a risk got significantly worse.")
+        bool,
+        typer.Option(
+            "--fail-on-regression",
+            help="Exit 1 when a metric of a member in both reports moved beyond both 95% CIs in its risky "
+            "direction, or a metric in both analyses newly became abrupt (risk up) or surprising; else 0.",
+        ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
+    every: Annotated[
+        bool, typer.Option("--all", help="Also list the metrics that moved within their CIs and the unchanged.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON (the same content).")] = False,
+    wide: WideOption = False,
 ) -> None:
-    """What changed between two reports: members, metrics beyond their 95% CIs, trends and flags."""
-    from riskaudit.reporting.diff import diff_reports, diff_summary, diff_tables
-    from riskaudit.reporting.report import read_report
+    """What changed between two reports: members added or removed, metrics beyond their 95% CIs, slopes and
+    flags, grouped by member and probe; the gate rule and its result last. Values equal within float precision
+    (max(1e-9·scale, 1e-3·CI width)) are unchanged."""
+    from riskaudit.reporting.diff import diff_reports
+    from riskaudit.reporting.diff_render import diff_head, diff_summary, diff_tables
 
-    d = diff_reports(read_report(base), read_report(new))
+    d = diff_reports(load_report(base), load_report(new), everything=every)
     if as_json:
         sys.stdout.write(d.model_dump_json(indent=1) + "\n")
     else:
+        for line in diff_head(d):
+            out_console.print(line, markup=False, highlight=False)
         if d.metrics or d.trends or d.flags:
-            print_tables(diff_tables(d, table_width(False)))
+            print_tables(diff_tables(d, table_width(wide)), wide)
         for line in diff_summary(d):
             out_console.print(line, markup=False, highlight=False)
     if fail_on_regression and d.regressions:
