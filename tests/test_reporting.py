@@ -559,7 +559,7 @@ def test_diff_of_identical_reports_is_empty(report: Report) -> None:
     d = diff_reports(report, report)
     assert not d.metrics and not d.flags and not d.trends and not d.regressions
     assert d.compared == 5 * len(SPECS) and d.without_ci == 0
-    assert diff_summary(d)[-1] == "no regression"
+    assert diff_summary(d)[-1] == "result: no regression (exit 0)"
 
 
 def test_diff_direction_aware_changes_and_regressions() -> None:
@@ -582,7 +582,8 @@ def test_diff_direction_aware_changes_and_regressions() -> None:
         ("m5", "male_default"): "changed",  # −0.5 → +0.5: same distance from the baseline
     }  # stereotype_slope 0.5 → 0.55: CIs overlap, not a change
     assert d.members_added == ["m6"] and d.members_removed == ["m1"]
-    assert len(d.regressions) == 1 and "stereotype_correlation_pearson: 0.5 [0.45, 0.55] → 0.8" in d.regressions[0]
+    assert len(d.regressions) == 1
+    assert "stereotype_correlation_pearson: 0.500 [0.450, 0.550] → 0.800" in d.regressions[0]
     console = Console(record=True, width=200)
     console.print(diff_table(d))
     assert "worse" in console.export_text()

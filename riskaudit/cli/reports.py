@@ -147,8 +147,10 @@ def diff(
     else:
         for line in diff_head(d):
             out_console.print(line, markup=False, highlight=False)
-        if d.metrics or d.trends or d.flags:
-            print_tables(diff_tables(d, table_width(wide)), wide)
+        for table in diff_tables(d, table_width(wide)):
+            out_console.print()  # a blank line before each table: the groups stand apart in a CI log
+            print_tables([table], wide)
+        out_console.print()
         for line in diff_summary(d):
             out_console.print(line, markup=False, highlight=False)
     if fail_on_regression and d.regressions:
