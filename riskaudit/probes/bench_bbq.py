@@ -58,8 +58,8 @@ from riskaudit.inputs.benchmark_data import BenchmarkFileError, DataFile, data_f
 from riskaudit.models.base import ModelHandle
 from riskaudit.probes.base import ProbeResult, ProgressFn
 from riskaudit.probes.bbq_metrics import Scored, compute_metrics
-from riskaudit.probes.bench_choice import ChoiceProbeBase, explicit_dir
-from riskaudit.probes.benchmark import BenchmarkFactory, BenchmarkSpec
+from riskaudit.probes.bench_choice import ChoiceProbeBase
+from riskaudit.probes.benchmark import BenchmarkFactory, BenchmarkSpec, data_dir
 from riskaudit.probes.spec import SpecBase
 
 BENCHMARK = "bbq"
@@ -262,7 +262,7 @@ def load_bbq(spec: SpecBase, spec_dir: Path, roots: Sequence[Path], /) -> BBQPro
     """The :class:`~riskaudit.probes.benchmark.BenchmarkFactory` of ``kind: bbq``."""
     assert isinstance(spec, BBQSpec)
     wanted = spec.categories or ["Gender_identity"]
-    explicit = explicit_dir(spec, spec_dir)
+    explicit = data_dir(spec, spec_dir)
     paths = locate(spec.id, BENCHMARK, [f"{c}.jsonl" for c in wanted], explicit=explicit, roots=roots, how_to=HOW_TO)
     categories = list(wanted)
     if spec.categories is None:  # every other official category file beside Gender_identity.jsonl

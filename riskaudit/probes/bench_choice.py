@@ -3,17 +3,13 @@ files, each scored by comparing the log-likelihood of a few answer continuations
 
 - :class:`ChoiceProbeBase`: the spec, the parsed items and the :class:`DataFile` records; content hash (the
   spec plus every file's sha256 and the ``--limit``), ``limited``, ``finalize_family``, records, the result;
-- :func:`explicit_dir`: the directory a probe YAML's ``data:`` names, relative to the YAML's directory;
 - :func:`add_rate`: one rate (a ratio of cluster sums) with its paired bootstrap replicates.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Generic, Self, TypeVar
 
 import numpy as np
@@ -24,18 +20,11 @@ from riskaudit.analysis.metric import Direction, MetricKind
 from riskaudit.inputs.benchmark_data import DataFile
 from riskaudit.models.base import ModelHandle
 from riskaudit.probes.base import ItemRecord, ProbeResult, ProgressFn
-from riskaudit.probes.benchmark import BenchmarkSpec
+from riskaudit.probes.benchmark import BenchmarkSpec, benchmark_content_hash
 from riskaudit.probes.common import AttrValue, BootstrapArgs, FloatArray, score_pairs
 
 SpecT = TypeVar("SpecT", bound=BenchmarkSpec)
 ItemT = TypeVar("ItemT")
-
-
-def explicit_dir(spec: BenchmarkSpec, spec_dir: Path) -> Path | None:
-    """The directory of the official files named by the YAML's ``data:`` (relative to the YAML's directory)."""
-    if spec.data is None:
-        return None
-    return spec_dir / Path(spec.data).expanduser()
 
 
 class ChoiceProbeBase(Generic[SpecT, ItemT]):
@@ -67,15 +56,7 @@ class ChoiceProbeBase(Generic[SpecT, ItemT]):
         return out
 
     def content_hash(self) -> str:
-        """sha256 of the spec's canonical JSON (without ``data:``: moving the files changes nothing), every
-        file's name and sha256 (editing a file does), and the ``--limit`` when one was given."""
-        spec = json.loads(self.spec.canonical_json())
-        spec.pop("data", None)
-        payload: dict[str, object] = {"spec": spec, "files": [[f.name, f.sha256] for f in self.files]}
-        if self.limit is not None:
-            payload["limit"] = self.limit
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return benchmark_content_hash(self.spec, self.files, self.limit)
 
     def finalize_family(self, results: list[ProbeResult]) -> list[ProbeResult]:
         return results

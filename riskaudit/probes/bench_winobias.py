@@ -65,8 +65,8 @@ from riskaudit.analysis import stats
 from riskaudit.inputs.benchmark_data import BenchmarkFileError, data_file, locate, read_lines
 from riskaudit.models.base import ModelHandle
 from riskaudit.probes.base import ProbeResult, ProgressFn
-from riskaudit.probes.bench_choice import ChoiceProbeBase, add_rate, cluster_totals, explicit_dir
-from riskaudit.probes.benchmark import BenchmarkFactory, BenchmarkSpec
+from riskaudit.probes.bench_choice import ChoiceProbeBase, add_rate, cluster_totals
+from riskaudit.probes.benchmark import BenchmarkFactory, BenchmarkSpec, data_dir
 from riskaudit.probes.spec import SpecBase
 
 BENCHMARK = "winobias"
@@ -269,7 +269,7 @@ def load_winobias(spec: SpecBase, spec_dir: Path, roots: Sequence[Path], /) -> W
     """The :class:`~riskaudit.probes.benchmark.BenchmarkFactory` of ``kind: winobias``."""
     assert isinstance(spec, WinoBiasSpec)
     names = file_names(spec.splits)
-    paths = locate(spec.id, BENCHMARK, names, explicit=explicit_dir(spec, spec_dir), roots=roots, how_to=HOW_TO)
+    paths = locate(spec.id, BENCHMARK, names, explicit=data_dir(spec, spec_dir), roots=roots, how_to=HOW_TO)
     items, notes, rows = parse_files(paths, spec.splits)
     files = [data_file(BENCHMARK, f"WinoBias/wino/data/{n}", paths[n], rows[n]) for n in names]
     return WinoBiasProbe(spec, items, files, notes)

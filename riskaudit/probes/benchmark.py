@@ -68,6 +68,18 @@ def data_dir(spec: BenchmarkSpec, spec_dir: Path) -> Path | None:
     return p if p.is_absolute() else spec_dir / p
 
 
+def benchmark_content_hash(spec: BenchmarkSpec, files: Sequence[DataFile], limit: int | None) -> str:
+    """sha256 of the spec's canonical JSON without ``data:`` (moving the files changes nothing), every file's
+    (name, sha256) (editing a file does) and the ``--limit`` when one was given: every benchmark probe's hash."""
+    canonical = json.loads(spec.canonical_json())
+    canonical.pop("data", None)
+    payload: dict[str, object] = {"spec": canonical, "files": [[f.name, f.sha256] for f in files]}
+    if limit is not None:
+        payload["limit"] = limit
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class BenchmarkProbeBase(Generic[SpecB]):
     """What the benchmark probes share: the spec, the files read, ``--limit`` and the content hash.
 
@@ -96,13 +108,7 @@ class BenchmarkProbeBase(Generic[SpecB]):
         return out
 
     def content_hash(self) -> str:
-        spec = json.loads(self.spec.canonical_json())
-        spec.pop("data", None)
-        payload: dict[str, object] = {"spec": spec, "files": [[f.name, f.sha256] for f in self._files]}
-        if self.limit is not None:
-            payload["limit"] = self.limit
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return benchmark_content_hash(self.spec, self._files, self.limit)
 
     def finalize_family(self, results: list[ProbeResult]) -> list[ProbeResult]:
         return results
