@@ -173,6 +173,23 @@ def _head(data: Any, source: str) -> tuple[str, str]:
     return data["id"], data["kind"]
 
 
+def _handled_info(
+    path: Path, kind: str, spec: SpecBase | MemorizationSpec, builtin: bool, n_templates: int | None = None
+) -> ProbeInfo:
+    """The listing of a file whose kind this registry validated in full (bias, benchmark, memorization, plug-in)."""
+    return ProbeInfo(
+        path=path,
+        id=spec.id,
+        kind=kind,
+        version=spec.version,
+        description=" ".join(spec.description.split()),
+        builtin=builtin,
+        handled=True,
+        content_hash=spec.content_hash(),
+        n_templates=n_templates,
+    )
+
+
 def _info(
     path: Path, builtin: bool, declared: dict[str, EntryPoint]
 ) -> tuple[ProbeInfo, SpecBase | MemorizationSpec | None, KindEntry | None]:
@@ -181,30 +198,10 @@ def _info(
     probe_id, kind = _head(data, source)
     if kind == MEMORIZATION_KIND:
         mem = parse_memorization_spec(data, source)
-        info = ProbeInfo(
-            path=path,
-            id=mem.id,
-            kind=kind,
-            version=mem.version,
-            description=" ".join(mem.description.split()),
-            builtin=builtin,
-            handled=True,
-            content_hash=mem.content_hash(),
-        )
-        return info, mem, None
+        return _handled_info(path, kind, mem, builtin), mem, None
     if kind in BENCHMARK_KINDS:
         bench = parse_spec(BENCHMARK_KINDS[kind][0], data, source)
-        info = ProbeInfo(
-            path=path,
-            id=bench.id,
-            kind=kind,
-            version=bench.version,
-            description=" ".join(bench.description.split()),
-            builtin=builtin,
-            handled=True,
-            content_hash=bench.content_hash(),
-        )
-        return info, bench, None
+        return _handled_info(path, kind, bench, builtin), bench, None
     entry = _known_kinds(declared, kind, source)
     if entry is None:
         version = data.get("version")
@@ -220,18 +217,7 @@ def _info(
         )
         return info, None, None
     spec = parse_spec(entry[0], data, source)
-    info = ProbeInfo(
-        path=path,
-        id=spec.id,
-        kind=kind,
-        version=spec.version,
-        description=" ".join(spec.description.split()),
-        builtin=builtin,
-        handled=True,
-        content_hash=spec.content_hash(),
-        n_templates=_n_templates(spec),
-    )
-    return info, spec, entry
+    return _handled_info(path, kind, spec, builtin, _n_templates(spec)), spec, entry
 
 
 def validate_probe_file(path: str | Path) -> ProbeInfo:
