@@ -32,6 +32,30 @@ _TORCH_DEFAULT_SEED = 67280421310721
 _IMPORT_TIME_ENV = ("PYTHONPATH", "PYTHONHASHSEED", "HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "TORCH_HOME")
 
 
+_UNGROUPED = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``-n N --dist loadgroup`` every test marked ``xdist_group`` must carry its group in its node id
+    (``…@demo-scan``), which is how pytest-xdist keeps a group on one worker. pytest 9.2 keeps node ids where
+    xdist 3.8 cannot tag them: the groups would scatter silently (the demo scan computed once per worker, the
+    suite minutes longer), so such a test fails instead, saying why."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+            item.stash[_UNGROUPED] = (
+                f"pytest-xdist did not tag this test with its xdist_group under pytest {pytest.__version__}, "
+                "so the group is not kept on one worker: install the pytest the project pins (pip install -e '.[dev]')"
+            )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _UNGROUPED in item.stash:
+        pytest.fail(item.stash[_UNGROUPED], pytrace=False)
+
+
 def _cli_env(env: dict[str, str] | None) -> dict[str, str]:
     # Each call gets its own empty result store unless the test passes --cache-dir / RISKAUDIT_CACHE_DIR:
     # a test must never be served results cached by another test.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import Scanned, assert_one_line_error, run_cli_here
 
-from riskaudit.inputs.benchmark_data import BenchmarkDataMissing, locate, read_table
+from riskaudit.inputs.benchmark_data import BenchmarkDataMissing, NotAudited, locate, read_table
 from riskaudit.probes import registry
 from riskaudit.reporting.report import read_report
 
@@ -149,3 +149,32 @@ def test_scan_records_files_and_store_keys_follow_content(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     html = page.read_text()
     assert "crows_pairs_english_gender.pct_stereotype" in html and "winogender_bls.resolution_r" in html
+
+
+def test_family_toml_benchmark_data(tmp_path: Path) -> None:
+    """A family TOML's `benchmark_data` (relative to the TOML) is searched after --benchmark-data; a directory
+    that does not exist is one FamilyError naming the file and the directory."""
+    from riskaudit.errors import FamilyError
+    from riskaudit.inputs.family_toml import load_family_toml
+    from riskaudit.run.options import ProbeOptions
+    from riskaudit.run.scan import build_probes
+
+    shutil.copytree(FIXTURES / "crows_pairs", tmp_path / "bench" / "crows_pairs")
+    member = '[[members]]\nname = "a"\nsource = "./a"\nparams = 1000\ntokens = 1e6\n'
+    toml = tmp_path / "fam.toml"
+    toml.write_text('name = "f"\nbenchmark_data = ["bench"]\n' + member)
+    fam = load_family_toml(toml)
+    assert fam.benchmark_data == [str((tmp_path / "bench").resolve())]
+    missing: list[NotAudited] = []
+    probes = build_probes(fam, ProbeOptions(occupations="bls2015", memorization=False), missing)
+    assert "crows_pairs" in {p.id for p in probes}
+    assert {n.benchmark for n in missing} == {"winogender", "winobias", "bbq"}
+    # the command line's directory is searched first
+    shutil.copytree(FIXTURES / "winogender", tmp_path / "cli" / "winogender")
+    missing = []
+    options = ProbeOptions(occupations="bls2015", memorization=False, benchmark_data=[str(tmp_path / "cli")])
+    probes = build_probes(fam, options, missing)
+    assert {"crows_pairs", "winogender"} <= {p.id for p in probes}
+    toml.write_text('name = "f"\nbenchmark_data = ["nowhere"]\n' + member)
+    with pytest.raises(FamilyError, match=r"fam.toml: benchmark_data: nowhere: no such directory"):
+        load_family_toml(toml)

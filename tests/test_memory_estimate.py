@@ -2,8 +2,8 @@
 probes' log-likelihoods, free generation's decodes, teacher-forced statistics at every position) on tiny
 random models of the common architectures (tests/archs.py) with a small (360) and a large (100k) vocabulary,
 scored on CPU in a fresh process whose peak RSS increase (VmHWM, reset before loading) is measured. The
-estimate must be within [0.5, 2] of it. The old formula (every position's logits of 32 × 256 tokens) was
-10-100× too high for a large vocabulary.
+estimate must be within [0.5, 2] of it, or, for a toy model, within the runtime's fixed cost (FIXED_SLACK) of it.
+The old formula (every position's logits of 32 × 256 tokens) was 10-100× too high for a large vocabulary.
 
 Each measurement is a process that has imported torch, transformers and riskaudit and done nothing else, as
 ``python -c`` would be after its imports; to pay those imports (about 8 s of CPU) once per test run instead of
@@ -28,6 +28,12 @@ from conftest import REPO
 LARGE_VOCAB = 100_000
 SMALL_VOCAB = 360  # the archs tokenizers' own size
 WORKLOADS = ("bias", "gen", "teacher")
+# The runtime's fixed cost that the estimate leaves out: library code paged in on first use, allocator arenas,
+# tokenizer and probe data. Measured 15-40 MiB on this project's machines (33-57 MiB in all for a 360-entry
+# vocabulary whose estimate is 18 MiB; it varies with the machine), it matters only for toy models: a case
+# within this many bytes of its estimate passes whatever the ratio. The 100k-vocabulary cases (300-530 MiB)
+# are judged by the ratio alone, as the slack is below their [0.5, 2] band.
+FIXED_SLACK = 64 * 2**20
 
 MEASURE = r"""
 import gc, json, os, sys, traceback
@@ -182,7 +188,7 @@ def _check(server: _Server, root: Path, arch: str, workloads: tuple[str, ...] = 
             row = f"{arch} vocab {vocab} {workload}: estimate {estimate / 2**20:.1f} MiB, "
             row += f"measured {measured / 2**20:.1f} MiB"
             rows.append(row)
-            if not 0.5 <= estimate / measured <= 2.0:
+            if not 0.5 <= estimate / measured <= 2.0 and abs(estimate - measured) > FIXED_SLACK:
                 off.append(row)
     print("\n".join(rows))  # shown with pytest -s
     return off

@@ -99,11 +99,11 @@ def analyze(
             assign[sub.strip()] = name.strip()
         series, notes = lm_eval_series(points, fams, patterns, assign=assign)
         for note in notes:
-            err_console.print(f"{points}: {note}", markup=False, highlight=False)
+            err_console.print(f"{points}: {note}", markup=False, highlight=False, soft_wrap=True)
         fas = analyze_families(series, AnalysisConfig(seed=seed or 0))
     elif points.suffix.lower() == ".json":
         again = reanalyze_report(points, seed)
-        err_console.print(f"{points}: {again.source}", markup=False, highlight=False)
+        err_console.print(f"{points}: {again.source}", markup=False, highlight=False, soft_wrap=True)
         fas = [again.analysis]
     else:
         fas = analyze_families(read_points_csv(points), AnalysisConfig(seed=seed or 0))

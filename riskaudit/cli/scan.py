@@ -250,7 +250,7 @@ def scan(
     if not quiet:
         print_report(report, detail=False, wide=wide)
     for note in job.options.notes:  # after the work: an error stays the only line on stderr
-        err_console.print(f"note: {note}", markup=False, highlight=False)
+        err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     if plots:
         _write_plots(report, job.out_path, wide, progress, quiet)
     if html:

@@ -84,6 +84,9 @@ class Family(BaseModel):
     flops_basis: str = "total"  # "total" | "nonembedding": which N enters 6·N·D
     members: list[ModelSpec]
     training_data: TrainingData | None = None  # audited for memorization by default (None: not declared)
+    # directories holding the canonical benchmarks' official files (family TOML `benchmark_data`), searched
+    # after each --benchmark-data DIR; absolute paths
+    benchmark_data: list[str] = []
 
     @field_validator("flops_basis")
     @classmethod

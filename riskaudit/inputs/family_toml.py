@@ -7,6 +7,9 @@
     add_bos = "auto"               # optional: "yes" | "no" | "auto" (BOS convention; also per member)
     params_source = "counted"      # optional: "counted" (default) | "declared": which parameter count the
                                    # report and the analysis use (also per member)
+    benchmark_data = ["./benchmarks"]  # optional: directories of the canonical benchmarks' official files
+                                   # (as --benchmark-data: DIR/<benchmark>/<file> or DIR/<file>; relative
+                                   # to this file), searched after the command line's
 
     [[members]]                    # one table per member, listed in the order you want them
     name = "small"                 # unique within the family; no "@"
@@ -104,6 +107,7 @@ class _TomlFamily(BaseModel):
     params_source: ParamsSource = "counted"
     members: list[_TomlMember] = Field(min_length=1)
     training_data: dict[str, Any] | None = None
+    benchmark_data: list[str] = []
 
     @field_validator("tokens_per_step", mode="before")
     @classmethod
@@ -194,6 +198,7 @@ def load_family_toml(path: str | Path, revisions: Sequence[str] | None = None) -
         flops_basis=spec.flops_basis,
         members=[s for s, _ in members],
         training_data=_toml_training_data(spec.training_data, base, label),
+        benchmark_data=_toml_benchmark_data(spec.benchmark_data, base, label),
     )
     wanted = normalise_revisions(revisions or [])
     if not wanted:
@@ -221,3 +226,17 @@ def _toml_training_data(table: dict[str, Any] | None, base: Path, label: str) ->
     if is_local:
         update["dataset"] = source
     return decl.model_copy(update=update) if update else decl
+
+
+def _toml_benchmark_data(dirs: list[str], base: Path, label: str) -> list[str]:
+    """The ``benchmark_data`` directories, absolute (relative ones against ``base``); each must exist."""
+    out = []
+    for raw in dirs:
+        path = Path(os.path.expanduser(raw))
+        path = path if path.is_absolute() else (base / path).resolve()
+        if not path.is_dir():
+            raise FamilyError(
+                f"{label}: benchmark_data: {raw}: no such directory (it holds the benchmarks' official files)"
+            )
+        out.append(str(path))
+    return out

@@ -80,7 +80,11 @@ def forward(
 def score_many(logits: torch.Tensor, requests: Sequence[ScoreRequest], check: Any) -> list[tuple[FloatRows, FloatRows]]:
     """Float32 log p of targets and whether each is the argmax, for many (row, start, targets) requests
     on logits [batch, width, vocab]: target j of a request is predicted at position start + j of its row.
-    ``check(tensor)`` is called on every float32 block of logits (e.g. :func:`check_finite`).
+    ``check(tensor)`` (e.g. :func:`check_finite`) is called once, on the targets' log-probabilities: a NaN or +Inf
+    logit anywhere in a row makes its log-softmax normaliser NaN or +Inf and so every target read in that row
+    non-finite, so this catches what a check of the whole [positions, vocab] block catches, except a -Inf logit
+    of a token never scored (which changes no result), at a fraction of the cost (the full check took a third
+    of the scoring time with a 100k vocabulary on the CPU).
 
     Positions shared by several requests (one context, several continuations) are normalised once; the
     log-softmax runs over the gathered positions in bounded chunks, and each chunk's targets are read before
@@ -117,13 +121,13 @@ def score_many(logits: torch.Tensor, requests: Sequence[ScoreRequest], check: An
             for lo in range(0, len(rows), chunk):
                 hi = min(lo + chunk, len(rows))
                 x = logits[row_t[lo:hi], col_t[lo:hi]].float()
-                check(x)
                 argmax[lo:hi] = x.argmax(dim=-1)
                 lp = torch.log_softmax(x, dim=-1)
                 del x
                 mine = ((sel_t >= lo) & (sel_t < hi)).nonzero().squeeze(1)  # the targets read at these positions
                 lp_t[mine] = lp[sel_t[mine] - lo, tgt_t[mine]]
                 del lp  # one chunk's float32 rows at a time: memory bounded by the chunk, not the positions
+            check(lp_t)
             lp_all = lp_t.cpu().double().numpy()
             match_all = (argmax[sel_t] == tgt_t).cpu().numpy().astype(np.bool_)
     out: list[tuple[FloatRows, FloatRows]] = []

@@ -91,7 +91,8 @@ UNKNOWN_RESPONSES: tuple[str, ...] = (
 )
 HOW_TO = (
     "Download data/Gender_identity.jsonl (and any other category file) from https://github.com/nyu-mll/BBQ "
-    "(CC BY 4.0) into DIR/bbq/ and pass --benchmark-data DIR, or set data: in the probe YAML"
+    "(CC BY 4.0) into DIR/bbq/ and pass --benchmark-data DIR "
+    "(or set benchmark_data in the family TOML, data: in the probe YAML)"
 )
 Scoring = Literal["lm_eval", "three_way"]
 

@@ -58,7 +58,7 @@ FILE = "crows_pairs_anonymized.csv"
 TASK = "crows_pairs_english"
 HOW_TO = (
     f"Download {FILE} from https://github.com/nyu-mll/crows-pairs (data/) into DIR/{BENCHMARK}/ and pass "
-    "--benchmark-data DIR, or set data: in the probe YAML"
+    "--benchmark-data DIR (or set benchmark_data in the family TOML, data: in the probe YAML)"
 )
 # lm-eval's task suffix -> the bias_type prefix it filters on (lm_eval/tasks/crows_pairs/utils.py), gender first
 BIAS_TYPES: tuple[tuple[str, str], ...] = (

@@ -78,8 +78,8 @@ PRONOUNS = frozenset({"he", "she", "him", "her", "his", "hers", "himself", "hers
 MAX_DEFECT_SHARE = 0.02  # more left-out lines than this share of a file (and than one): not WinoBias, an error
 HOW_TO = (
     "Download {anti,pro}_stereotyped_type{1,2}.txt.{dev,test} from https://github.com/uclanlp/corefBias "
-    "(WinoBias/wino/data/, MIT licence) into DIR/winobias/ and pass --benchmark-data DIR, or set data: in the "
-    "probe YAML"
+    "(WinoBias/wino/data/, MIT licence) into DIR/winobias/ and pass --benchmark-data DIR "
+    "(or set benchmark_data in the family TOML, data: in the probe YAML)"
 )
 
 _NUMBERED = re.compile(r"^\s*\d+\s+")

@@ -53,7 +53,8 @@ SENTENCES, TEMPLATES, STATS = "all_sentences.tsv", "templates.tsv", "occupations
 FILES = (SENTENCES, TEMPLATES, STATS)
 HOW_TO = (
     f"Download {', '.join(FILES)} from https://github.com/rudinger/winogender-schemas (data/) into "
-    f"DIR/{BENCHMARK}/ and pass --benchmark-data DIR, or set data: in the probe YAML"
+    f"DIR/{BENCHMARK}/ and pass --benchmark-data DIR "
+    "(or set benchmark_data in the family TOML, data: in the probe YAML)"
 )
 PRONOUNS: dict[str, dict[str, str]] = {  # the official instantiate.py's maps
     "$NOM_PRONOUN": {"female": "she", "male": "he", "neutral": "they"},

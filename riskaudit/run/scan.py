@@ -79,7 +79,8 @@ def build_probes(
         include_text=options.include_text,
         enabled=options.memorization,
     )
-    roots = [Path(d) for d in options.benchmark_data]
+    roots = [Path(d) for d in options.benchmark_data]  # the command line's first, then the family's
+    roots += [Path(d) for d in (fam.benchmark_data if fam is not None else [])]
     return load_probes(options.probe_dirs, options.occupations, inputs, roots, not_audited)
 
 
