@@ -62,6 +62,7 @@ def test_card_loads_back_with_huggingface_hub(tmp_path: Path) -> None:
     assert ModelCard.load(into).data.eval_results
 
 
+@pytest.mark.slow
 def test_plot_writes_pngs(tmp_path: Path) -> None:
     # a new process: `plot` without torch loaded draws in forked workers (this process has torch: it would not)
     proc = run_cli("plot", str(DEMO_REPORT), "--out", str(tmp_path))

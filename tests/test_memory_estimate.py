@@ -200,6 +200,7 @@ def _linux_only() -> None:
         pytest.skip("measuring a peak RSS needs Linux /proc (VmHWM, clear_refs)")
 
 
+@pytest.mark.slow
 def test_estimate_is_the_real_peak_within_2x_gemma(server: _Server, models: Path) -> None:
     """Gemma-3 (the issue's case: a 262k vocabulary on a small model) scoring the bias probes."""
     assert _check(server, models, "gemma", ("bias",)) == []
@@ -209,7 +210,7 @@ def test_estimate_is_the_real_peak_within_2x_gemma(server: _Server, models: Path
 @pytest.mark.parametrize("arch", [a for a in available_archs() if a != "gemma"])
 def test_estimate_is_the_real_peak_within_2x(server: _Server, models: Path, arch: str) -> None:
     """Every other architecture, both vocabularies, the bias probes' scoring (a fresh process each: a child
-    forked from the server); Gemma-3's is the fast test above (the same check: it was run twice in a whole
+    forked from the server); Gemma-3's is the test above (the same check: it was run twice in a whole
     suite), the other workload kinds (teacher-forced statistics, generation) on Gemma-3 below. All 42
     (architecture, vocabulary, workload) cases were measured once within [0.75, 1.48] (docs/plan.md); the suite
     keeps the cases that differ in kind."""

@@ -122,7 +122,10 @@ def _product_tables(report: Report, width: int) -> dict[str, list[Table]]:
     }
 
 
-@pytest.mark.parametrize("width", WIDTHS)
+# the narrowest, the usual and the piped default width in the fast tier; the others in the whole suite
+@pytest.mark.parametrize(
+    "width", [w if w in (72, 80, 160) else pytest.param(w, marks=pytest.mark.slow) for w in WIDTHS]
+)
 def test_no_table_cuts_text(demo: Report, width: int) -> None:
     for name, tables in _product_tables(demo, width).items():
         assert tables, name

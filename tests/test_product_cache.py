@@ -102,6 +102,7 @@ def test_unchanged_rescan_is_served_whole(tmp_path: Path, models: Path, monkeypa
     assert plain_side == cold_side and _comparable(plain) == _comparable(cold)
 
 
+@pytest.mark.slow
 def test_changed_inputs_miss_the_product(tmp_path: Path, models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     one, two = _family(tmp_path, models, 1), _family(tmp_path, models, 2)
     counts = _Counts(monkeypatch)

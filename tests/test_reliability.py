@@ -150,6 +150,7 @@ def test_ctrl_c_keeps_stored_units_and_says_how_to_resume(tmp_path: Path) -> Non
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics_and_sidecar(tmp_path: Path, tiny_family_scan: Scanned) -> None:
     # the first scan is the session's (--seed 3, computed in the test process into a store of its own); the
     # second runs in a new process (its own hash seed and imports) without a store

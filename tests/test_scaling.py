@@ -444,6 +444,7 @@ def test_sim_step_of_04_flagged() -> None:
     assert surprised[last].all() and not surprised[~last].any()
 
 
+@pytest.mark.slow
 def test_sim_exact_match_mirage_is_a_metric_artifact() -> None:
     """Exact match over 32 tokens = Π p_t with per-token log-prob improving linearly in log10 FLOPs
     (Schaeffer et al. 2023): the discrete metric jumps, its per-token log-prob companion does not."""

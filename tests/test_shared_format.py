@@ -152,6 +152,7 @@ def _parametric(report: Report) -> Report:
     return report.model_copy(update={"analysis": fa})
 
 
+@pytest.mark.slow
 def test_parametric_resampling_is_said_on_the_page_and_the_card(report: Report, page: str) -> None:
     reanalysed = _parametric(report)
     said = "esamples are parametric (normal from CI) for"  # "Resamples …" in a sentence of its own
