@@ -434,3 +434,34 @@ def test_gpt_neox_prompted_dumps_with_model_assigned_per_directory(tmp_path: Pat
     assert bad.returncode == 2 and "nowhere is not a directory" in bad.stderr
     bad = run_cli_here("analyze", str(tmp_path), "--model", "410M")
     assert bad.returncode == 2 and "expected SUBDIR=MODEL" in bad.stderr
+
+
+def test_winobias_pro_minus_anti_is_derived_per_member(tmp_path: Path) -> None:
+    """WinoBias's own measure (the Pythia paper's net bias): pro − anti per member and checkpoint, its stderr
+    √(se_pro² + se_anti²), analysed as a continuous series with baseline 0 beside the two halves."""
+    gaps = {"410M": 0.02, "1.4B": 0.08}
+    for size, gap in gaps.items():
+        em = {"wino_bias_type1_pro": 0.30 + gap, "wino_bias_type1_anti": 0.30, "wino_bias_type2_pro": 0.5}
+        write(tmp_path / size / "eval_results_143000.json", prompted_file(143000, em))
+    proc = run_cli_here(
+        "analyze", str(tmp_path), "--json", "--model", "410M=EleutherAI/pythia-410m-deduped",
+        "--model", "1.4B=EleutherAI/pythia-1.4b-deduped",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    res = {(r["metric"], r["axis"]): r for r in json.loads(proc.stdout)["results"]}
+    net = res[("wino_bias_type1+refers_to.em_pro_minus_anti", "members")]
+    assert net["probe"] == "wino_bias_type1+refers_to" and net["kind"] == "continuous"
+    assert net["members"] == ["410m", "1.4b"]
+    assert not any(m.startswith("wino_bias_type2+") for m, _ in res)  # type 2 has no anti half here
+    # the values and the CI of a difference: value ± z·√(0.02² + 0.02²)
+    from riskaudit.analysis.lm_eval_series import lm_eval_series
+    from riskaudit.inputs.family_table import table_families
+
+    series, _ = lm_eval_series(tmp_path, [], assign={"410M": "EleutherAI/pythia-410m-deduped",
+                                                     "1.4B": "EleutherAI/pythia-1.4b-deduped"})  # fmt: skip
+    [s] = [s for s in series if s.metric == "wino_bias_type1+refers_to.em_pro_minus_anti" and s.axis == "members"]
+    assert s.values == [pytest.approx(g) for g in gaps.values()] and s.baseline == 0.0 and not s.rate
+    half = 1.959964 * (2 * 0.02**2) ** 0.5
+    assert s.ci_low == [pytest.approx(g - half, abs=1e-5) for g in gaps.values()]
+    assert s.ci_high == [pytest.approx(g + half, abs=1e-5) for g in gaps.values()]
+    assert table_families()  # the members were placed through the built-in table

@@ -12,11 +12,18 @@ Metric attributes, decided by the metric's name (lm-evaluation-harness's own nam
 of a 0/1 score per document, so they are declared proportions (discrete, analysed as rates);
 ``pct_stereotype`` has baseline 0.5 (no preference between the stereotypical and the anti-stereotypical
 sentence); every metric is read as reported, higher = riskier (the points CSV's default).
+
+WinoBias's own measure is the gap between its pro- and anti-stereotypical halves (Zhao et al. 2018; the Pythia
+paper's "net bias", Biderman et al. 2023 §5): for every pair of tasks ``<stem>_pro[+prompt]`` and
+``<stem>_anti[+prompt]`` a member has, a derived metric ``<stem>[+prompt].<metric>_pro_minus_anti`` = pro − anti
+with stderr √(se_pro² + se_anti²) (the halves are different sentences), continuous, baseline 0.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -57,6 +64,50 @@ def _result(v: LmEvalValue, z: float) -> MetricResult:
         proportion=proportion,
         description=f"lm-evaluation-harness {v.task} {v.metric}",
     )
+
+
+_PRO = re.compile(r"^(?P<stem>.+)_pro(?P<prompt>\+.*)?$")
+
+
+def _pro_minus_anti(per_task: dict[str, list[MetricResult]], z: float) -> None:
+    """Add each ``<stem>_pro`` / ``<stem>_anti`` pair's difference (module docstring) to one member's tasks."""
+    for task in sorted(per_task):
+        m = _PRO.match(task)
+        if m is None:
+            continue
+        prompt = m.group("prompt") or ""
+        anti = per_task.get(f"{m.group('stem')}_anti{prompt}")
+        if anti is None:
+            continue
+        derived = f"{m.group('stem')}{prompt}"
+        by_metric = {r.name.removeprefix(f"{m.group('stem')}_anti{prompt}."): r for r in anti}
+        out = []
+        for pro in per_task[task]:
+            metric = pro.name.removeprefix(f"{task}.")
+            a = by_metric.get(metric)
+            if a is None or pro.value is None or a.value is None:
+                continue
+            value = pro.value - a.value
+            lo = hi = None
+            if pro.ci_high is not None and a.ci_high is not None:
+                se = math.hypot((pro.ci_high - pro.value) / z, (a.ci_high - a.value) / z)
+                lo, hi = value - z * se, value + z * se
+            out.append(
+                MetricResult(
+                    name=f"{derived}.{metric}_pro_minus_anti",
+                    value=value,
+                    ci_low=lo,
+                    ci_high=hi,
+                    n_items=min(pro.n_items, a.n_items),
+                    direction="higher_is_riskier",
+                    baseline=0.0,
+                    kind="continuous",
+                    proportion=False,
+                    description=f"{task} {metric} minus {m.group('stem')}_anti{prompt} {metric} (WinoBias's gap)",
+                )
+            )
+        if out:
+            per_task.setdefault(derived, []).extend(out)
 
 
 def _wanted(task: str, patterns: Sequence[str] | None) -> bool:
@@ -166,6 +217,8 @@ def lm_eval_series(
     for fam, members in points.items():
         names = sorted(members, key=lambda n: (members[n].params or float("inf"), members[n].tokens or 0.0, n))
         per_member = [metrics[fam].get(n, {}) for n in names]
+        for per_task in per_member:
+            _pro_minus_anti(per_task, z)
         for s in series_from_scan(fam, [members[n] for n in names], per_member):
             s.notes.append("lm-evaluation-harness results; item noise: each value's stderr (normal draws)")
             out.append(s)
