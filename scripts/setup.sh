@@ -24,4 +24,5 @@ pip_install() {
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 pip_install --upgrade pip
 pip_install "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-pip_install -e ".[dev]"
+# EXTRAS=ray (comma-separated optional extras) also installs those, as .ci/run does
+pip_install -e ".[dev${EXTRAS:+,$EXTRAS}]"
