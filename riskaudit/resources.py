@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
+
+CACHE_DIR_ENV = "RISKAUDIT_CACHE_DIR"  # overrides the platform cache directory (the CLI's --cache-dir wins)
+
+
+def default_cache_dir() -> Path:
+    """``$RISKAUDIT_CACHE_DIR`` if set, else the platform's user cache dir for riskaudit (the result store's
+    directory, and the canonical benchmarks' files rebuilt from the hub under ``benchmarks/``)."""
+    env = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("riskaudit"))
 
 
 def package_data_dir() -> Path:

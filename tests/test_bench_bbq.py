@@ -66,7 +66,8 @@ def test_parses_choices_gold_and_biased_answers() -> None:
     assert len(only.items) == 8 and only.content_hash() != probe.content_hash()
 
 
-def test_missing_files_are_not_audited_with_a_how_to(tmp_path: Path) -> None:
+def test_missing_files_are_not_audited_with_a_how_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub fallback (tests/test_benchmark_hub.py)
     (tmp_path / "Age.jsonl").write_text("", encoding="utf-8")  # another category alone is not enough
     with pytest.raises(BenchmarkDataMissing) as exc:
         load_bbq(_spec(), Path("."), [tmp_path])

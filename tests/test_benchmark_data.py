@@ -40,7 +40,8 @@ def test_read_table_one_line_errors(tmp_path: Path) -> None:
         read_table(f, delimiter="\t", required=("a",))
 
 
-def test_benchmarks_load_from_a_yaml_data_dir_and_roots(tmp_path: Path) -> None:
+def test_benchmarks_load_from_a_yaml_data_dir_and_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub fallback (tests/test_benchmark_hub.py)
     d = tmp_path / "probes"
     d.mkdir()
     (d / "my_crows.yaml").write_text(

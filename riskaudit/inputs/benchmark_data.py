@@ -11,6 +11,8 @@ Files not found are **not an error**: :func:`locate` raises :class:`BenchmarkDat
 into a :class:`NotAudited` line ("winogender not audited: data not found (…how to provide it)"). A file that is
 found but malformed is an error: :class:`BenchmarkFileError`, one line naming the file and the line, exit 2.
 Every file used is recorded as a :class:`DataFile` (official name, sha256, data rows) in the report.
+CrowS-Pairs and BBQ fall back to the hub dataset lm-evaluation-harness loads when no directory holds their files
+(:mod:`riskaudit.inputs.benchmark_hub`); their DataFile then says so in ``source``.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ __all__ = [
     "NotAudited",
     "data_file",
     "locate",
+    "not_found",
     "read_lines",
     "read_table",
+    "search",
     "sha256_file",
 ]
 
@@ -51,6 +55,9 @@ class DataFile(BaseModel):
     name: str  # official file name, relative to the benchmark's directory (never an absolute path)
     sha256: str
     rows: int  # data rows (a table's header not counted; a text file's non-blank lines)
+    # where the rows came from when not from the official file itself: "hub:<dataset> <config>/<split>" for a
+    # file rebuilt from the hub dataset lm-evaluation-harness loads (riskaudit.inputs.benchmark_hub)
+    source: str | None = None
 
 
 class NotAudited(BaseModel):
@@ -83,8 +90,8 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def data_file(benchmark: str, name: str, path: Path, rows: int) -> DataFile:
-    return DataFile(benchmark=benchmark, name=name, sha256=sha256_file(path), rows=rows)
+def data_file(benchmark: str, name: str, path: Path, rows: int, source: str | None = None) -> DataFile:
+    return DataFile(benchmark=benchmark, name=name, sha256=sha256_file(path), rows=rows, source=source)
 
 
 def locate(
@@ -102,17 +109,36 @@ def locate(
     ``root/<benchmark>/<name>`` then ``root/<name>``. All names must be found in the same directory. Raises
     :class:`BenchmarkDataMissing` (with ``how_to``: where to get the files) when they are not.
     """
+    found, looked = search(benchmark, names, explicit=explicit, roots=roots)
+    if found is None:
+        raise not_found(probe, benchmark, names, looked, how_to)
+    return found
+
+
+def search(
+    benchmark: str, names: Sequence[str], *, explicit: Path | None, roots: Sequence[Path]
+) -> tuple[dict[str, Path] | None, list[str]]:
+    """(the path of each name, or None when no directory holds them all; the directories looked in), in
+    :func:`locate`'s order."""
     candidates = [explicit] if explicit is not None else [d for r in roots for d in (r / benchmark, r)]
     looked: list[str] = []
     for d in candidates:
         d = d.expanduser()
         looked.append(str(d))
         if all((d / n).is_file() for n in names):
-            return {n: d / n for n in names}
+            return {n: d / n for n in names}, looked
+    return None, looked
+
+
+def not_found(
+    probe: str, benchmark: str, names: Sequence[str], looked: Sequence[str], how_to: str, *also: str
+) -> BenchmarkDataMissing:
+    """The "data not found" of :func:`locate`; ``also`` adds what else was tried (the hub dataset)."""
     where = f"looked in {', '.join(looked)}" if looked else "no --benchmark-data directory given"
     missing = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    raise BenchmarkDataMissing(
-        NotAudited(probe=probe, benchmark=benchmark, reason=f"data not found ({missing}; {where}). {how_to}")
+    tried = "".join(f"; {a}" for a in also)
+    return BenchmarkDataMissing(
+        NotAudited(probe=probe, benchmark=benchmark, reason=f"data not found ({missing}; {where}{tried}). {how_to}")
     )
 
 

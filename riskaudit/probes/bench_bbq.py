@@ -1,7 +1,8 @@
 """BBQ, the Bias Benchmark for QA (Parrish et al. 2022, Findings of ACL), read from the official files of
 https://github.com/nyu-mll/BBQ (``data/<Category>.jsonl``, CC BY 4.0). ``Gender_identity.jsonl`` is
 required; every other official category file found beside it is scored too (Gender_identity first), unless
-the probe YAML lists ``categories``.
+the probe YAML lists ``categories``. Without the files, the hub dataset lm-eval loads (``oskarvanderwal/bbq``,
+All/test) is rewritten into them when the hub is reachable (:mod:`riskaudit.inputs.benchmark_hub`).
 
 **An item** (one JSON object a line): a ``context`` naming two people of different groups, a ``question``,
 three answers ``ans0..ans2`` (two people and one "unknown" phrasing), the ``label`` of the right one, the
@@ -54,7 +55,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from riskaudit.inputs.benchmark_data import BenchmarkFileError, DataFile, data_file, locate, read_lines
+from riskaudit.inputs.benchmark_data import BenchmarkFileError, DataFile, data_file, read_lines
+from riskaudit.inputs.benchmark_hub import locate_or_hub
 from riskaudit.models.base import ModelHandle
 from riskaudit.probes.base import ProbeResult, ProgressFn
 from riskaudit.probes.bbq_metrics import Scored, compute_metrics
@@ -264,7 +266,9 @@ def load_bbq(spec: SpecBase, spec_dir: Path, roots: Sequence[Path], /) -> BBQPro
     assert isinstance(spec, BBQSpec)
     wanted = spec.categories or ["Gender_identity"]
     explicit = data_dir(spec, spec_dir)
-    paths = locate(spec.id, BENCHMARK, [f"{c}.jsonl" for c in wanted], explicit=explicit, roots=roots, how_to=HOW_TO)
+    names = [f"{c}.jsonl" for c in wanted]
+    found = locate_or_hub(spec.id, BENCHMARK, names, explicit=explicit, roots=roots, how_to=HOW_TO)
+    paths = dict(found.paths)
     categories = list(wanted)
     if spec.categories is None:  # every other official category file beside Gender_identity.jsonl
         here = paths["Gender_identity.jsonl"].parent
@@ -283,7 +287,7 @@ def load_bbq(spec: SpecBase, spec_dir: Path, roots: Sequence[Path], /) -> BBQPro
                 f"{paths[name]}: line {wrong.line}: category {wrong.row.category!r} in the file of {c}"
             )
         items.extend(got)
-        files.append(data_file(BENCHMARK, f"data/{name}", paths[name], len(got)))
+        files.append(data_file(BENCHMARK, f"data/{name}", paths[name], len(got), found.source))
     return BBQProbe(spec, items, files, [])
 
 

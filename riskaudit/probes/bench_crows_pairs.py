@@ -4,6 +4,8 @@ Language Models", EMNLP), read from its official release ``crows_pairs_anonymize
 
 Each row is a pair of sentences that differ in a few words: ``sent_more`` (the more stereotyping one) and
 ``sent_less``; ``stereo_antistereo`` says which way the pair was written and ``bias_type`` its bias type.
+Without the file, the hub dataset lm-eval loads (``jannalu/crows_pairs_multilingual``, english/test) is
+rewritten into it when the hub is reachable (:mod:`riskaudit.inputs.benchmark_hub`).
 
 **As lm-evaluation-harness 0.4.13 computes ``crows_pairs_english*``** (``lm_eval/tasks/crows_pairs``): each
 sentence is scored whole, ``ll(S) = log P(S | prefix token)`` — a loglikelihood request with an empty context,
@@ -46,7 +48,8 @@ import numpy as np
 import numpy.typing as npt
 
 from riskaudit.analysis import stats
-from riskaudit.inputs.benchmark_data import BenchmarkFileError, DataFile, data_file, locate, read_table
+from riskaudit.inputs.benchmark_data import BenchmarkFileError, DataFile, data_file, read_table
+from riskaudit.inputs.benchmark_hub import locate_or_hub
 from riskaudit.models.base import ModelHandle
 from riskaudit.probes.base import ItemRecord, ProbeResult, ProgressFn
 from riskaudit.probes.benchmark import BenchmarkProbeBase, BenchmarkSpec, data_dir, group_metric
@@ -138,9 +141,9 @@ class CrowsPairsProbe(BenchmarkProbeBase[CrowsPairsSpec]):
     @classmethod
     def from_spec(cls, spec: SpecBase, spec_dir: Path, roots: Sequence[Path]) -> CrowsPairsProbe:
         assert isinstance(spec, CrowsPairsSpec)
-        found = locate(spec.id, BENCHMARK, [FILE], explicit=data_dir(spec, spec_dir), roots=roots, how_to=HOW_TO)
-        pairs = read_pairs(found[FILE])
-        return cls(spec, pairs, [data_file(BENCHMARK, FILE, found[FILE], len(pairs))])
+        found = locate_or_hub(spec.id, BENCHMARK, [FILE], explicit=data_dir(spec, spec_dir), roots=roots, how_to=HOW_TO)
+        pairs = read_pairs(found.paths[FILE])
+        return cls(spec, pairs, [data_file(BENCHMARK, FILE, found.paths[FILE], len(pairs), found.source)])
 
     def items(self) -> list[CrowsPair]:
         return self.pairs if self.limit is None else self.pairs[: self.limit]

@@ -25,7 +25,6 @@ and the file's schema in :mod:`riskaudit.run.store_db`.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +38,7 @@ from pydantic import BaseModel, ValidationError
 
 from riskaudit import __version__
 from riskaudit.probes.base import ProbeResult
+from riskaudit.resources import CACHE_DIR_ENV, default_cache_dir
 from riskaudit.run import weights
 from riskaudit.run.store_db import open_connection, translate
 from riskaudit.run.store_payload import compress_json, decode_result, encode_result
@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 STORE_FILENAME = "results.sqlite"
-CACHE_DIR_ENV = "RISKAUDIT_CACHE_DIR"  # overrides the platform cache directory (the CLI's --cache-dir wins)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -78,16 +77,6 @@ class StoreStats(BaseModel):
 
 # --------------------------------------------------------------------------------------------------
 # Locations and fingerprints
-
-
-def default_cache_dir() -> Path:
-    """``$RISKAUDIT_CACHE_DIR`` if set, else the platform's user cache dir for riskaudit."""
-    env = os.environ.get(CACHE_DIR_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("riskaudit"))
 
 
 def store_path(cache_dir: Path | str | None = None) -> Path:
