@@ -178,10 +178,16 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("memory-estimate-models")
 
 
-def _check(server: _Server, root: Path, arch: str, workloads: tuple[str, ...] = WORKLOADS) -> list[str]:
+def _check(
+    server: _Server,
+    root: Path,
+    arch: str,
+    workloads: tuple[str, ...] = WORKLOADS,
+    vocabs: tuple[int, ...] = (SMALL_VOCAB, LARGE_VOCAB),
+) -> list[str]:
     """Every (vocabulary, workload) of ``arch`` measured; the rows whose estimate is off by more than 2×."""
     rows, off = [], []
-    for vocab in (SMALL_VOCAB, LARGE_VOCAB):
+    for vocab in vocabs:
         source = _build(root, arch, vocab)
         for workload in workloads:
             estimate, measured = server.measure(source, workload)
@@ -209,12 +215,13 @@ def test_estimate_is_the_real_peak_within_2x_gemma(server: _Server, models: Path
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", [a for a in available_archs() if a != "gemma"])
 def test_estimate_is_the_real_peak_within_2x(server: _Server, models: Path, arch: str) -> None:
-    """Every other architecture, both vocabularies, the bias probes' scoring (a fresh process each: a child
-    forked from the server); Gemma-3's is the test above (the same check: it was run twice in a whole
-    suite), the other workload kinds (teacher-forced statistics, generation) on Gemma-3 below. All 42
-    (architecture, vocabulary, workload) cases were measured once within [0.75, 1.48] (docs/plan.md); the suite
-    keeps the cases that differ in kind."""
-    assert _check(server, models, arch, ("bias",)) == []
+    """Every other architecture with the 100k vocabulary, the bias probes' scoring (a fresh process each: a
+    child forked from the server); Gemma-3's, with both vocabularies, is the test above, the other workload kinds
+    (teacher-forced statistics, generation) on Gemma-3 below. The 360-entry vocabulary is left out here: its
+    estimate (18 MiB) is below the runtime's fixed cost, so only FIXED_SLACK decides it, whatever the
+    architecture. All 42 (architecture, vocabulary, workload) cases were measured once within [0.75, 1.48]
+    (docs/plan.md); the suite keeps the cases that differ in kind."""
+    assert _check(server, models, arch, ("bias",), (LARGE_VOCAB,)) == []
 
 
 @pytest.mark.slow
