@@ -9,7 +9,15 @@ riskaudit's own reader. riskaudit's probes read the same files. Per architecture
 (tests/archs.py; tiny random models built offline) it prints the largest per-item log-likelihood difference
 (every sentence / choice; must be <= 1e-4 nats) and whether every aggregate is identical (same value to 1e-9).
 
-    python benchmarks/bench_lm_eval_benchmarks.py --data DIR [--archs gpt-neox,llama,gemma]
+    python benchmarks/bench_lm_eval_benchmarks.py --data DIR [--archs gpt-neox,llama,gemma] [--vocab 8192]
+        [--init-std 0.02]
+
+``--vocab N``: each architecture's tokenizer (same kind, same special tokens) is trained with N entries on the
+demo family's 18,132 training stories instead of the test matrix's 360 entries on a few sentences, so that a
+CrowS-Pairs sentence is tens of tokens, as with a real tokenizer, not 150-300 (lm-eval sums a sentence's
+log-probabilities in float32: its rounding grows with the sum, ~6e-5 nats per step at 850 nats). ``--init-std``:
+the random models' initializer range; the test matrix's 0.2 makes peaked logits (~20 nats a token), 0.02
+(transformers' default) about ln(vocab) a token, the scale of a real model's loss.
 
 DIR holds ``crows_pairs/crows_pairs_anonymized.csv`` and ``winogender/{all_sentences,templates,
 occupations-stats}.tsv`` (or the files directly). Needs ``pip install lm-eval accelerate``.
@@ -81,6 +89,11 @@ def main() -> None:
     ap.add_argument("--archs", default="gpt-neox,llama,gemma", help="comma-separated architectures of tests/archs.py")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--vocab", type=int, default=None, help="train each tokenizer with this many entries on the demo "
+                    "corpus (default: the test matrix's 360-entry tokenizers)")  # fmt: skip
+    ap.add_argument("--init-std", type=float, default=None, help="the random models' initializer range (default: "
+                    "the test matrix's 0.2, peaked logits of ~20 nats a token; 0.02, transformers' default, gives "
+                    "~ln(vocab) a token, the scale of a real model's loss)")  # fmt: skip
     args = ap.parse_args()
     try:
         from lm_eval.models.huggingface import HFLM
@@ -94,11 +107,36 @@ def main() -> None:
     from archs import build_arch
 
     archs.POSITIONS = 512  # the test matrix's 128 positions are too few for CrowS-Pairs with a 360-token vocabulary
+    if args.init_std is not None:
+        archs.INIT_STD = args.init_std
+    if args.vocab is not None:
+        import gzip
+        import json
+
+        stories = json.loads(gzip.open(repo / "riskaudit" / "zoo" / "demo" / "train_documents.json.gz").read())
+        corpus = [*archs.SENTENCES, *archs.EXTRA_SENTENCES, *stories]
+        train = archs._train
+
+        def _train_on_corpus(tok: Any, specials: list[str], vocab_size: int = 360) -> Any:
+            trainer = archs.trainers.BpeTrainer(
+                vocab_size=args.vocab,
+                special_tokens=specials,
+                initial_alphabet=archs.pre_tokenizers.ByteLevel.alphabet()
+                if isinstance(tok.pre_tokenizer, archs.pre_tokenizers.ByteLevel)
+                else [],
+                show_progress=False,
+            )
+            tok.train_from_iterator(corpus, trainer=trainer)
+            return tok
+
+        archs._train = _train_on_corpus
+        assert train is not _train_on_corpus
 
     from riskaudit.models import LoadOptions, load_model
     from riskaudit.probes.registry import load_benchmark_probes
 
     found, missing = load_benchmark_probes([], [args.data])
+    missing = [n for n in missing if n.benchmark in ("crows_pairs", "winogender")]  # the two compared here
     if missing:
         print("\n".join(n.message for n in missing))
         sys.exit(2)
@@ -141,12 +179,12 @@ def main() -> None:
             worst, worst_rel, same = max(worst, diff), max(worst_rel, rel), same and equal
             shown = ", ".join(f"{k} {agg_o[k]:.6f} / {agg_t[k]:.6f}" for k in sorted(agg_t))
             print(
-                f"{arch:9} {task:28} n={len(ll_o):5}  max |diff| {diff:.2e} nats (relative {rel:.1e}; largest "
+                f"{arch:9} vocab {args.vocab or 360} std {archs.INIT_STD} {task:28} n={len(ll_o):5}  max |diff| {diff:.2e} nats (relative {rel:.1e}; largest "
                 f"|ll| {longest:.0f} nats)  {shown}  equal={equal}"
             )
         met = worst <= TOL and same
         print(
-            f"RESULT name=lm_eval_benchmarks_{arch} max_diff={worst:.2e} max_rel_diff={worst_rel:.1e} target=<={TOL} "
+            f"RESULT name=lm_eval_benchmarks_{arch} vocab={args.vocab or 360} init_std={archs.INIT_STD} max_diff={worst:.2e} max_rel_diff={worst_rel:.1e} target=<={TOL} "
             f"aggregates_equal={same} add_bos={add_bos} met={'yes' if met else 'no'}"
         )
         del lm
