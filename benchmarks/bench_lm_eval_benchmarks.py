@@ -113,7 +113,8 @@ def main() -> None:
         import gzip
         import json
 
-        stories = json.loads(gzip.open(repo / "riskaudit" / "zoo" / "demo" / "train_documents.json.gz").read())
+        with gzip.open(repo / "riskaudit" / "zoo" / "demo" / "train_documents.json.gz") as f:
+            stories = json.loads(f.read())
         corpus = [*archs.SENTENCES, *archs.EXTRA_SENTENCES, *stories]
         train = archs._train
 
@@ -179,12 +180,14 @@ def main() -> None:
             worst, worst_rel, same = max(worst, diff), max(worst_rel, rel), same and equal
             shown = ", ".join(f"{k} {agg_o[k]:.6f} / {agg_t[k]:.6f}" for k in sorted(agg_t))
             print(
-                f"{arch:9} vocab {args.vocab or 360} std {archs.INIT_STD} {task:28} n={len(ll_o):5}  max |diff| {diff:.2e} nats (relative {rel:.1e}; largest "
-                f"|ll| {longest:.0f} nats)  {shown}  equal={equal}"
+                f"{arch:9} vocab {args.vocab or 360} std {archs.INIT_STD} {task:28} n={len(ll_o):5}  "
+                f"max |diff| {diff:.2e} nats (relative {rel:.1e}; largest |ll| {longest:.0f} nats)  {shown}  "
+                f"equal={equal}"
             )
         met = worst <= TOL and same
         print(
-            f"RESULT name=lm_eval_benchmarks_{arch} vocab={args.vocab or 360} init_std={archs.INIT_STD} max_diff={worst:.2e} max_rel_diff={worst_rel:.1e} target=<={TOL} "
+            f"RESULT name=lm_eval_benchmarks_{arch} vocab={args.vocab or 360} init_std={archs.INIT_STD} "
+            f"max_diff={worst:.2e} max_rel_diff={worst_rel:.1e} target=<={TOL} "
             f"aggregates_equal={same} add_bos={add_bos} met={'yes' if met else 'no'}"
         )
         del lm
