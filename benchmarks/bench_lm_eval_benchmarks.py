@@ -116,7 +116,6 @@ def main() -> None:
         with gzip.open(repo / "riskaudit" / "zoo" / "demo" / "train_documents.json.gz") as f:
             stories = json.loads(f.read())
         corpus = [*archs.SENTENCES, *archs.EXTRA_SENTENCES, *stories]
-        train = archs._train
 
         def _train_on_corpus(tok: Any, specials: list[str], vocab_size: int = 360) -> Any:
             trainer = archs.trainers.BpeTrainer(
@@ -131,7 +130,6 @@ def main() -> None:
             return tok
 
         archs._train = _train_on_corpus
-        assert train is not _train_on_corpus
 
     from riskaudit.models import LoadOptions, load_model
     from riskaudit.probes.registry import load_benchmark_probes

@@ -455,7 +455,6 @@ def test_winobias_pro_minus_anti_is_derived_per_member(tmp_path: Path) -> None:
     assert not any(m.startswith("wino_bias_type2+") for m, _ in res)  # type 2 has no anti half here
     # the values and the CI of a difference: value ± z·√(0.02² + 0.02²)
     from riskaudit.analysis.lm_eval_series import lm_eval_series
-    from riskaudit.inputs.family_table import table_families
 
     series, _ = lm_eval_series(tmp_path, [], assign={"410M": "EleutherAI/pythia-410m-deduped",
                                                      "1.4B": "EleutherAI/pythia-1.4b-deduped"})  # fmt: skip
@@ -464,4 +463,3 @@ def test_winobias_pro_minus_anti_is_derived_per_member(tmp_path: Path) -> None:
     half = 1.959964 * (2 * 0.02**2) ** 0.5
     assert s.ci_low == [pytest.approx(g - half, abs=1e-5) for g in gaps.values()]
     assert s.ci_high == [pytest.approx(g + half, abs=1e-5) for g in gaps.values()]
-    assert table_families()  # the members were placed through the built-in table

@@ -75,12 +75,13 @@ def _pro_minus_anti(per_task: dict[str, list[MetricResult]], z: float) -> None:
         m = _PRO.match(task)
         if m is None:
             continue
-        prompt = m.group("prompt") or ""
-        anti = per_task.get(f"{m.group('stem')}_anti{prompt}")
+        stem, prompt = m.group("stem"), m.group("prompt") or ""
+        anti_task = f"{stem}_anti{prompt}"
+        anti = per_task.get(anti_task)
         if anti is None:
             continue
-        derived = f"{m.group('stem')}{prompt}"
-        by_metric = {r.name.removeprefix(f"{m.group('stem')}_anti{prompt}."): r for r in anti}
+        derived = f"{stem}{prompt}"
+        by_metric = {r.name.removeprefix(f"{anti_task}."): r for r in anti}
         out = []
         for pro in per_task[task]:
             metric = pro.name.removeprefix(f"{task}.")
@@ -103,7 +104,7 @@ def _pro_minus_anti(per_task: dict[str, list[MetricResult]], z: float) -> None:
                     baseline=0.0,
                     kind="continuous",
                     proportion=False,
-                    description=f"{task} {metric} minus {m.group('stem')}_anti{prompt} {metric} (WinoBias's gap)",
+                    description=f"{task} {metric} minus {anti_task} {metric} (WinoBias's gap)",
                 )
             )
         if out:
